@@ -1,0 +1,76 @@
+"""One LSTM step as a pure function."""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from . import _validate
+from ._params import LSTMParams, LSTMState
+
+Activation = Callable[[jax.Array], jax.Array]
+
+
+def lstm_cell(
+    params: LSTMParams,
+    state: LSTMState,
+    x: jax.Array,
+    *,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+) -> tuple[LSTMState, jax.Array]:
+    r"""Advances an LSTM by one time step.
+
+    With :math:`\sigma` the ``recurrent_activation`` and :math:`\tanh` the
+    ``activation``, and the four gate blocks of the fused weights in Keras's
+    order (i, f, c, o):
+
+    .. math::
+
+        z &= x W + h R + b \\
+        i &= \sigma(z_i), \quad f = \sigma(z_f), \quad o = \sigma(z_o) \\
+        c' &= f \odot c + i \odot \tanh(z_c) \\
+        h' &= o \odot \tanh(c')
+
+    The signature ``(carry, x) -> (carry, y)`` makes it a ``jax.lax.scan`` body
+    once ``params`` is bound.
+
+    Args:
+      params: an :class:`LSTMParams` with ``kernel`` ``(input_dim, 4 * units)``.
+      state: an :class:`LSTMState` (or a ``(h, c)`` tuple), each ``(batch, units)``.
+      x: the input at this step, ``(batch, input_dim)``, floating.
+      activation: applied to the candidate and to the new cell state.
+      recurrent_activation: applied to the input, forget and output gates.
+
+    Returns:
+      ``(LSTMState(h', c'), h')``: the new state and the output, which is ``h'``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jlstm
+      >>> params = jlstm.init_params(jax.random.key(0), input_dim=3, units=2)
+      >>> state = jlstm.LSTMState(jnp.zeros((1, 2)), jnp.zeros((1, 2)))
+      >>> state, y = jlstm.lstm_cell(params, state, jnp.ones((1, 3)))
+      >>> bool((y == state.h).all()), y.shape
+      (True, (1, 2))
+    """
+    params = _validate.params("lstm_cell", params)
+    x = _validate.array("lstm_cell", "x", x, (None, params.input_dim))
+    state = _validate.state("lstm_cell", "state", state, x.shape[0], params)
+    x_proj = x.astype(params.kernel.dtype) @ params.kernel + params.bias
+    return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation)
+
+
+def _step(
+    state: LSTMState,
+    x_proj: jax.Array,
+    recurrent_kernel: jax.Array,
+    activation: Activation,
+    recurrent_activation: Activation,
+) -> tuple[LSTMState, jax.Array]:
+    """The cell given its input projection ``x @ kernel + bias`` (batch, 4 * units)."""
+    h, c = state
+    z = x_proj + h @ recurrent_kernel
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
+    h = recurrent_activation(o) * activation(c)
+    return LSTMState(h, c), h

@@ -1,0 +1,93 @@
+"""Parameters, carry and Keras's default initialisation."""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class LSTMParams(NamedTuple):
+    """Weights of one LSTM layer in Keras's fused layout, gates ordered (i, f, c, o).
+
+    Attributes:
+        kernel: input weights, shape ``(input_dim, 4 * units)``.
+        recurrent_kernel: hidden-to-hidden weights, shape ``(units, 4 * units)``.
+        bias: shape ``(4 * units,)``; PyTorch's ``bias_ih + bias_hh``.
+    """
+
+    kernel: jax.Array  # (input_dim, 4 * units)
+    recurrent_kernel: jax.Array  # (units, 4 * units)
+    bias: jax.Array  # (4 * units,)
+
+    @property
+    def input_dim(self) -> int:
+        return self.kernel.shape[0]
+
+    @property
+    def units(self) -> int:
+        return self.recurrent_kernel.shape[0]
+
+
+class LSTMState(NamedTuple):
+    """The carry of the recurrence: hidden state first, as in Keras's ``[h, c]``.
+
+    Attributes:
+        h: hidden state (the output), shape ``(batch, units)``.
+        c: cell state, shape ``(batch, units)``.
+
+    Warning:
+        flax's ``LSTMCell`` carry is ``(c, h)``; Keras and PyTorch put ``h`` first,
+        and so does jlstm. Use the field names to be safe.
+    """
+
+    h: jax.Array  # (batch, units)
+    c: jax.Array  # (batch, units)
+
+
+def init_params(
+        key: jax.Array,
+        input_dim: int,
+        units: int,
+        *,
+        dtype=jnp.float32,
+        unit_forget_bias: bool = True,
+) -> LSTMParams:
+    """Draws parameters with Keras's default ``LSTM`` initialisers.
+
+    * ``kernel``: Glorot uniform over its ``(input_dim, 4 * units)`` shape;
+    * ``recurrent_kernel``: orthogonal, rows orthonormal over the whole
+        ``(units, 4 * units)`` matrix;
+    * ``bias``: zeros, with the forget-gate slice ``[units:2 * units]`` set to 1
+        when ``unit_forget_bias``.
+
+    Args:
+        key: a ``jax.random`` key.
+        input_dim: number of input features, a positive int.
+        units: number of hidden units, a positive int.
+        dtype: a floating dtype for all three arrays.
+        unit_forget_bias: start the forget gate open, as Keras does by default.
+
+    Returns:
+        An :class:`LSTMParams`.
+
+    Example:
+        >>> import jax, jlstm
+        >>> p = jlstm.init_params(jax.random.key(0), input_dim=3, units=2)
+        >>> p.kernel.shape, p.recurrent_kernel.shape, p.bias.tolist()
+        ((3, 8), (2, 8), [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    """
+    for name, value in (("input_dim", input_dim), ("units", units)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"init_params: {name} must be an int, got {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"init_params: {name} must be a positive int, got {value}")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"init_params: dtype must be a floating dtype, got {jnp.dtype(dtype)}")
+    k_kernel, k_recurrent = jax.random.split(key)
+    kernel = jax.nn.initializers.glorot_uniform()(k_kernel, (input_dim, 4 * units), dtype)
+    recurrent_kernel = jax.nn.initializers.orthogonal()(k_recurrent, (units, 4 * units), dtype)
+    bias = jnp.zeros((4 * units,), dtype)
+    if unit_forget_bias:
+        bias = bias.at[units : 2 * units].set(1)
+    return LSTMParams(kernel, recurrent_kernel, bias)

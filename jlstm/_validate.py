@@ -1,0 +1,106 @@
+"""Argument checks that run in Python at call (or trace) time.
+
+Each raises ``ValueError`` for a wrong shape and ``TypeError`` for a wrong type
+or dtype, naming the function, the argument as spelled in its signature, the
+expected and the received shape, so that nothing fails later inside XLA.
+"""
+
+from typing import Any, Optional, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from ._params import LSTMParams, LSTMState
+
+Dims = Sequence[Optional[int]]  # None where any size is accepted
+
+
+def _fmt(dims: Dims, names: Sequence[str]) -> str:
+    parts = [name if d is None else str(d) for d, name in zip(dims, names)]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+def as_array(fn: str, name: str, value: Any) -> jnp.ndarray:
+    """``value`` as a jax array; arrays and tracers only, not lists or scalars."""
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        raise TypeError(f"{fn}: {name} must be an array, got {type(value).__name__}")
+    return jnp.asarray(value)
+
+
+def array(
+    fn: str,
+    name: str,
+    value: Any,
+    dims: Dims,
+    names: Sequence[str] = ("batch", "input_dim"),
+    *,
+    floating: bool = True,
+) -> jnp.ndarray:
+    """Checks the rank, the known dims and (optionally) a floating dtype."""
+    value = as_array(fn, name, value)
+    shape = tuple(value.shape)
+    if len(shape) != len(dims) or any(d is not None and d != s for d, s in zip(dims, shape)):
+        raise ValueError(
+            f"{fn}: {name} must have shape {_fmt(dims, names)}, got {shape}"
+            + ("" if len(shape) == len(dims) else f" (rank {len(shape)}, expected rank {len(dims)})")
+        )
+    if floating and not jnp.issubdtype(value.dtype, jnp.floating):
+        raise TypeError(f"{fn}: {name} must have a floating dtype, got {value.dtype}")
+    return value
+
+
+def params(fn: str, value: Any) -> LSTMParams:
+    """Checks that kernel, recurrent_kernel and bias agree on units and dtype."""
+    if not isinstance(value, tuple) or len(value) != 3:
+        raise TypeError(
+            f"{fn}: params must be an LSTMParams(kernel, recurrent_kernel, bias), "
+            f"got {type(value).__name__}"
+        )
+    kernel, recurrent_kernel, bias = (as_array(fn, n, v) for n, v in zip(LSTMParams._fields, value))
+    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
+        raise ValueError(
+            f"{fn}: recurrent_kernel must have shape (units, 4 * units), "
+            f"got {tuple(recurrent_kernel.shape)}"
+        )
+    units = recurrent_kernel.shape[0]
+    array(fn, "kernel", kernel, (None, 4 * units), ("input_dim", "4 * units"))
+    array(fn, "bias", bias, (4 * units,), ("4 * units",))
+    dtypes = {n: v.dtype for n, v in zip(LSTMParams._fields, (kernel, recurrent_kernel, bias))}
+    if len(set(dtypes.values())) != 1 or not jnp.issubdtype(kernel.dtype, jnp.floating):
+        listed = ", ".join(f"{n}={d}" for n, d in dtypes.items())
+        raise TypeError(f"{fn}: kernel, recurrent_kernel and bias must share one floating dtype, got {listed}")
+    return LSTMParams(kernel, recurrent_kernel, bias)
+
+
+def state(fn: str, name: str, value: Any, batch: int, p: LSTMParams) -> LSTMState:
+    """Checks an ``(h, c)`` pair of ``(batch, units)`` arrays; casts to the params' dtype."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        got = f"a {type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
+        raise TypeError(f"{fn}: {name} must be a pair (h, c) of (batch, units) arrays, got {got}")
+    h, c = (
+        array(fn, f"{name}[{i}] ({part})", v, (batch, p.units), ("batch", "units"))
+        for i, (part, v) in enumerate(zip("hc", value))
+    )
+    dtype = p.kernel.dtype
+    return LSTMState(h.astype(dtype), c.astype(dtype))
+
+
+def mask(fn: str, value: Any, shape: tuple[int, int], time_major: bool) -> jnp.ndarray:
+    """A boolean mask of the inputs' (batch, time) or (time, batch) layout."""
+    value = as_array(fn, "mask", value)
+    names = ("time", "batch") if time_major else ("batch", "time")
+    if tuple(value.shape) != shape:
+        raise ValueError(f"{fn}: mask must have shape {_fmt(shape, names)} {_fmt((None, None), names)}, got {tuple(value.shape)}")
+    if value.dtype == jnp.bool_:
+        return value
+    if not (jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.floating)):
+        raise TypeError(f"{fn}: mask must be boolean or 0/1 numbers, got dtype {value.dtype}")
+    return value != 0
+
+
+def unroll(fn: str, value: Any) -> int | bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{fn}: unroll must be a positive int or a bool, got {value!r}")
+    return int(value)

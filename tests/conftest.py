@@ -1,0 +1,33 @@
+"""Shared settings: tolerances in one table, strict JAX promotion, Keras on TensorFlow."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# (rtol, atol) for comparisons against an oracle, by what is compared.
+TOLERANCES = {
+    "float32": (1e-5, 1e-6),  # forward values vs Keras / PyTorch / a loop
+    "float32_grad": (1e-4, 1e-5),  # gradients: summed over time and batch
+    "float64": (1e-12, 1e-12),  # vs a NumPy float64 reference
+    "bfloat16": (5e-2, 5e-2),
+    "float16": (1e-2, 1e-2),
+}
+
+
+def assert_close(actual, expected, kind="float32"):
+    rtol, atol = TOLERANCES[kind]
+    np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64), rtol=rtol, atol=atol)
+
+
+@pytest.fixture(params=[False, True], ids=["eager", "jit"])
+def jit(request):
+    """Runs a numerical test both as called and under ``jax.jit``."""
+    return request.param
