@@ -6,7 +6,10 @@ import sys
 
 # command -> (module that defines add_arguments(parser) and run(args), one-line help)
 COMMANDS = {
-    "demo": ("jlstm.examples.demo", "the Keras tutorial: LSTM(1) on [0.1, 0.2, 0.3] with every flag combination"),
+    "demo": (
+        "jlstm.examples.demo",
+        "the Keras tutorial: LSTM(1) on [0.1, 0.2, 0.3] with every flag combination",
+    ),
 }
 
 

@@ -56,7 +56,7 @@ def lstm_cell(
     params = _validate.params("lstm_cell", params)
     x = _validate.array("lstm_cell", "x", x, (None, params.input_dim))
     state = _validate.state("lstm_cell", "state", state, x.shape[0], params)
-    x_proj = x.astype(params.kernel.dtype) @ params.kernel + params.bias
+    x_proj = x.astype(params.kernel.dtype) @ params.kernel + params.bias[None, :]
     return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation)
 
 

@@ -161,7 +161,7 @@ def _lstm(
     if go_backwards:
         xs = xs[::-1]
         ms = None if ms is None else ms[::-1]
-    xs_proj = xs @ params.kernel + params.bias  # (T, B, 4H)
+    xs_proj = xs @ params.kernel + params.bias[None, None, :]  # (T, B, 4H)
 
     def step(state, x_proj):
         return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation)
