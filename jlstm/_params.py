@@ -87,12 +87,7 @@ def init_params(
     k_kernel, k_recurrent = jax.random.split(key)
     kernel = jax.nn.initializers.glorot_uniform()(k_kernel, (input_dim, 4 * units), dtype)
     recurrent_kernel = jax.nn.initializers.orthogonal()(k_recurrent, (units, 4 * units), dtype)
-    return LSTMParams(kernel, recurrent_kernel, keras_bias(units, dtype, unit_forget_bias))
-
-
-def keras_bias(units: int, dtype=jnp.float32, unit_forget_bias: bool = True) -> jax.Array:
-    """Keras's initial bias ``(4 * units,)``: zeros, the forget gate's slice 1 if ``unit_forget_bias``."""
     bias = jnp.zeros((4 * units,), dtype)
     if unit_forget_bias:
         bias = bias.at[units : 2 * units].set(1)
-    return bias
+    return LSTMParams(kernel, recurrent_kernel, bias)

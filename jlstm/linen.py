@@ -12,8 +12,9 @@ import jax
 import jax.numpy as jnp
 
 from ._bidirectional import bidirectional
+from ._flax_init import half_safe, keras_bias
 from ._layer import lstm
-from ._params import LSTMParams, keras_bias
+from ._params import LSTMParams
 
 Initializer = Callable[..., jax.Array]
 
@@ -39,9 +40,9 @@ class _Config(nn.Module):
         """Declares ``kernel``, ``recurrent_kernel`` and ``bias`` in this module's scope."""
         units, dtype = self.units, self.param_dtype
         return LSTMParams(
-            self.param("kernel", self.kernel_init, (input_dim, 4 * units), dtype),
-            self.param("recurrent_kernel", self.recurrent_kernel_init, (units, 4 * units), dtype),
-            self.param("bias", lambda _key: keras_bias(units, dtype, self.unit_forget_bias)),
+            self.param("kernel", half_safe(self.kernel_init), (input_dim, 4 * units), dtype),
+            self.param("recurrent_kernel", half_safe(self.recurrent_kernel_init), (units, 4 * units), dtype),
+            self.param("bias", keras_bias(units, self.unit_forget_bias), (4 * units,), dtype),
         )
 
     def _dropout(self, deterministic: bool) -> dict:

@@ -11,8 +11,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ._bidirectional import bidirectional
+from ._flax_init import half_safe, keras_bias
 from ._layer import lstm
-from ._params import LSTMParams, keras_bias
+from ._params import LSTMParams
 
 Initializer = Callable[..., jax.Array]
 Rngs = nnx.Rngs | nnx.RngStream | jax.Array
@@ -83,9 +84,11 @@ class LSTM(nnx.Module):
         kernel_init: Initializer = jax.nn.initializers.glorot_uniform(),
         recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal(),
     ):
-        self.kernel = nnx.Param(kernel_init(rngs.params(), (input_dim, 4 * units), param_dtype))
-        self.recurrent_kernel = nnx.Param(recurrent_kernel_init(rngs.params(), (units, 4 * units), param_dtype))
-        self.bias = nnx.Param(keras_bias(units, param_dtype, unit_forget_bias))
+        self.kernel = nnx.Param(half_safe(kernel_init)(rngs.params(), (input_dim, 4 * units), param_dtype))
+        self.recurrent_kernel = nnx.Param(
+            half_safe(recurrent_kernel_init)(rngs.params(), (units, 4 * units), param_dtype)
+        )
+        self.bias = nnx.Param(keras_bias(units, unit_forget_bias)(None, (4 * units,), param_dtype))
         self.flags = dict(
             return_sequences=return_sequences,
             return_state=return_state,

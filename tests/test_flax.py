@@ -96,6 +96,16 @@ def test_initialisers_match_init_params():
         np.testing.assert_array_equal(p.bias, jlstm.init_params(jax.random.key(1), INPUT_DIM, UNITS).bias)
 
 
+def test_half_precision_parameters():
+    x = jnp.ones((2, 3, INPUT_DIM), jnp.bfloat16)
+    linen_model = jlstm.linen.Bidirectional(UNITS, param_dtype=jnp.bfloat16)
+    variables = linen_model.init(jax.random.key(0), x)
+    assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {jnp.dtype(jnp.bfloat16)}
+    nnx_model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), param_dtype=jnp.bfloat16)
+    assert nnx_model.params.recurrent_kernel.dtype == jnp.bfloat16
+    assert linen_model.apply(variables, x).dtype == nnx_model(x).dtype == jnp.bfloat16
+
+
 def test_dropout_in_wrappers():
     x, mask, _, _ = data()
     key = jax.random.key(5)
