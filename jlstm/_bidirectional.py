@@ -102,19 +102,23 @@ def bidirectional(
       >>> x = jnp.ones((2, 5, 3))
       >>> jlstm.bidirectional(fwd, bwd, x, return_sequences=True).shape
       (2, 5, 8)
-      >>> y, h_fwd, c_fwd, h_bwd, c_bwd = jlstm.bidirectional(fwd, bwd, x, merge_mode="sum", return_state=True)
+      >>> y, h_fwd, c_fwd, h_bwd, c_bwd = jlstm.bidirectional(
+      ...     fwd, bwd, x, merge_mode="sum", return_state=True)
       >>> y.shape, bool(jnp.allclose(y, h_fwd + h_bwd))
       ((2, 4), True)
     """
     fn = "bidirectional"
     if not (merge_mode is None or (isinstance(merge_mode, str) and merge_mode in MERGE_MODES)):
-        raise ValueError(f"{fn}: merge_mode must be one of 'concat', 'sum', 'mul', 'ave' or None, got {merge_mode!r}")
+        raise ValueError(
+            f"{fn}: merge_mode must be one of 'concat', 'sum', 'mul', 'ave' or None, got {merge_mode!r}"
+        )
     forward_params = _validate.params(fn, forward_params, "forward_params")
     backward_params = _validate.params(fn, backward_params, "backward_params")
     input_dim = forward_params.input_dim
     if backward_params.input_dim != input_dim:
         raise ValueError(
-            f"{fn}: backward_params.kernel must have shape ({input_dim}, 4 * units) like forward_params.kernel, "
+            f"{fn}: backward_params.kernel must have shape ({input_dim}, 4 * units) "
+            "like forward_params.kernel, "
             f"got {tuple(backward_params.kernel.shape)}"
         )
     if merge_mode in ("sum", "mul", "ave") and backward_params.units != forward_params.units:
@@ -127,12 +131,13 @@ def bidirectional(
     batch = inputs.shape[1 if time_major else 0]
     forward_state = backward_state = None
     if initial_state is not None:
-        if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 4:
-            got = f"length {len(initial_state)}" if isinstance(initial_state, (tuple, list)) else type(initial_state).__name__
+        is_sequence = isinstance(initial_state, (tuple, list))
+        if not is_sequence or len(initial_state) != 4:
+            got = f"length {len(initial_state)}" if is_sequence else type(initial_state).__name__
             raise TypeError(f"{fn}: initial_state must be (h_fwd, c_fwd, h_bwd, c_bwd), got {got}")
-        for i, (label, value, p) in enumerate(
-            zip(("h_fwd", "c_fwd", "h_bwd", "c_bwd"), initial_state, (forward_params, forward_params, backward_params, backward_params))
-        ):
+        labels = ("h_fwd", "c_fwd", "h_bwd", "c_bwd")
+        owners = (forward_params, forward_params, backward_params, backward_params)
+        for i, (label, value, p) in enumerate(zip(labels, initial_state, owners)):
             _validate.array(fn, f"initial_state[{i}] ({label})", value, (batch, p.units), ("batch", "units"))
         forward_state, backward_state = tuple(initial_state[:2]), tuple(initial_state[2:])
     if mask is not None:

@@ -20,8 +20,8 @@ def check(fn: str, dropout: Any, recurrent_dropout: Any, training: Any, key: Any
     active = bool(training) and (dropout > 0 or recurrent_dropout > 0)
     if active and key is None:
         raise ValueError(
-            f"{fn}: training with dropout={dropout!r}, recurrent_dropout={recurrent_dropout!r} needs a PRNG key, "
-            "got key=None (pass key=jax.random.key(...))"
+            f"{fn}: training with dropout={dropout!r}, recurrent_dropout={recurrent_dropout!r} "
+            "needs a PRNG key, got key=None (pass key=jax.random.key(...))"
         )
     if active and not (hasattr(key, "shape") and hasattr(key, "dtype")):
         raise TypeError(f"{fn}: key must be a jax.random key, got {type(key).__name__}")

@@ -1,4 +1,4 @@
-"""Keras's LSTM initialisers as flax wants them, shared by ``jlstm.linen`` and ``jlstm.nnx`` (imports only jax)."""
+"""Keras's LSTM initialisers in flax's form, shared by ``jlstm.linen`` and ``jlstm.nnx`` (only jax here)."""
 
 from typing import Callable
 

@@ -106,13 +106,16 @@ def stacked_lstm(
     """
     fn = "stacked_lstm"
     if isinstance(params_list, LSTMParams) or not isinstance(params_list, (list, tuple)):
-        got = "a single LSTMParams (wrap it in a list)" if isinstance(params_list, LSTMParams) else type(params_list).__name__
+        got = type(params_list).__name__
+        if isinstance(params_list, LSTMParams):
+            got = "a single LSTMParams (wrap it in a list)"
         raise TypeError(f"{fn}: params_list must be a list of LSTMParams, got {got}")
     directions = 2 if bidirectional else 1
     if len(params_list) == 0 or len(params_list) % directions:
         raise ValueError(
             f"{fn}: params_list must hold one LSTMParams per layer"
-            + (" and direction ([l0_fwd, l0_bwd, l1_fwd, ...]), an even number > 0" if bidirectional else ", at least one")
+            + (" and direction ([l0_fwd, l0_bwd, l1_fwd, ...]), an even number > 0"
+               if bidirectional else ", at least one")
             + f", got {len(params_list)}"
         )
     if bidirectional and not (isinstance(merge_mode, str) and merge_mode in ("concat", "sum", "mul", "ave")):
@@ -139,7 +142,9 @@ def stacked_lstm(
     batch = inputs.shape[1 if time_major else 0]
     if initial_state is not None:
         if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
-            raise TypeError(f"{fn}: initial_state must be a pair (h0, c0), got {type(initial_state).__name__}")
+            raise TypeError(
+                f"{fn}: initial_state must be a pair (h0, c0), got {type(initial_state).__name__}"
+            )
         rows = num_layers * directions
         initial_state = [
             _validate.array(
@@ -194,7 +199,8 @@ def stacked_lstm(
         else:
             state = None if state is None else (state[0][0], state[1][0])
             x, h, c = lstm(
-                params_list[layer], x, initial_state=state, return_sequences=sequences, key=layer_key, **common
+                params_list[layer], x, initial_state=state, return_sequences=sequences, key=layer_key,
+                **common,
             )
             hs.append(h)
             cs.append(c)
@@ -243,6 +249,8 @@ def init_stacked_params(
     width = units * (2 if bidirectional and merge_mode == "concat" else 1)
     keys = jax.random.split(key, num_layers * directions)
     return [
-        init_params(k, input_dim if i < directions else width, units, dtype=dtype, unit_forget_bias=unit_forget_bias)
+        init_params(
+            k, input_dim if i < directions else width, units, dtype=dtype, unit_forget_bias=unit_forget_bias
+        )
         for i, k in enumerate(keys)
     ]

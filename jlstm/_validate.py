@@ -74,7 +74,9 @@ def params(fn: str, value: Any, name: str = "params") -> LSTMParams:
     dtypes = {n: v.dtype for n, v in zip(fields, (kernel, recurrent_kernel, bias))}
     if len(set(dtypes.values())) != 1 or not jnp.issubdtype(kernel.dtype, jnp.floating):
         listed = ", ".join(f"{n}={d}" for n, d in dtypes.items())
-        raise TypeError(f"{fn}: {', '.join(fields[:2])} and {fields[2]} must share one floating dtype, got {listed}")
+        raise TypeError(
+            f"{fn}: {', '.join(fields[:2])} and {fields[2]} must share one floating dtype, got {listed}"
+        )
     return LSTMParams(kernel, recurrent_kernel, bias)
 
 

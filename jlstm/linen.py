@@ -149,7 +149,7 @@ class _Params(_Config):
 
 
 class Bidirectional(_Config):
-    """``keras.layers.Bidirectional(LSTM(units))`` as a ``flax.linen`` module, over :func:`jlstm.bidirectional`.
+    """Keras's ``Bidirectional(LSTM(units))`` as a ``flax.linen`` module over :func:`jlstm.bidirectional`.
 
     Parameters: ``{"forward": {kernel, recurrent_kernel, bias}, "backward":
     {...}}``, each as in :class:`LSTM`. ``__call__(inputs, initial_state=None,

@@ -125,7 +125,7 @@ class LSTM(nnx.Module):
 
 
 class Bidirectional(nnx.Module):
-    """``keras.layers.Bidirectional(LSTM(units))`` as a ``flax.nnx`` module, over :func:`jlstm.bidirectional`.
+    """Keras's ``Bidirectional(LSTM(units))`` as a ``flax.nnx`` module over :func:`jlstm.bidirectional`.
 
     Holds two :class:`LSTM` s, ``forward`` and ``backward``, used only for
     their parameters. ``__call__(inputs, initial_state=None, mask=None, *,
@@ -207,7 +207,9 @@ class Bidirectional(nnx.Module):
         )
 
 
-def _init_dropout(module: nnx.Module, rngs: nnx.Rngs, dropout: float, recurrent_dropout: float, deterministic: bool):
+def _init_dropout(
+    module: nnx.Module, rngs: nnx.Rngs, dropout: float, recurrent_dropout: float, deterministic: bool
+) -> None:
     module.dropout = dropout
     module.recurrent_dropout = recurrent_dropout
     module.deterministic = deterministic
@@ -226,4 +228,6 @@ def _dropout_kwargs(module: nnx.Module, deterministic: Optional[bool], rngs: Opt
             key = rngs()
         else:
             key = rngs
-    return dict(dropout=module.dropout, recurrent_dropout=module.recurrent_dropout, training=training, key=key)
+    return dict(
+        dropout=module.dropout, recurrent_dropout=module.recurrent_dropout, training=training, key=key
+    )

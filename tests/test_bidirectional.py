@@ -30,7 +30,8 @@ def make_case(mask_kind, with_state, seed=0, backward_units=UNITS):
     x = rng.normal(size=(BATCH, TIME, INPUT_DIM)).astype(np.float32)
     state = None
     if with_state:
-        state = tuple(rng.normal(size=(BATCH, u)).astype(np.float32) for u in (UNITS, UNITS, backward_units, backward_units))
+        units = (UNITS, UNITS, backward_units, backward_units)
+        state = tuple(rng.normal(size=(BATCH, u)).astype(np.float32) for u in units)
     mask = None
     if mask_kind == "mask":
         mask = rng.random((BATCH, TIME)) > 0.3
@@ -86,7 +87,7 @@ def test_matches_keras(merge_mode, mask_kind, with_state):
 
 
 def test_masked_steps_output_zero_and_states_carry():
-    """Keras forces zero outputs for masked steps inside Bidirectional; a plain LSTM repeats the last output."""
+    """Inside Bidirectional Keras outputs 0 at masked steps; a plain LSTM repeats the last output."""
     fwd, bwd, x, _, mask = make_case("mask", False)
     y_fwd, y_bwd, h_fwd, c_fwd, h_bwd, c_bwd = jlstm.bidirectional(
         fwd, bwd, x, merge_mode=None, mask=mask, return_sequences=True, return_state=True
@@ -104,7 +105,8 @@ def test_different_units_concat_and_time_major(jit):
 
     def run(fwd, bwd, x, state, mask):
         return jlstm.bidirectional(
-            fwd, bwd, x, initial_state=state, mask=mask, return_sequences=True, return_state=True, time_major=True
+            fwd, bwd, x, initial_state=state, mask=mask, return_sequences=True, return_state=True,
+            time_major=True,
         )
 
     out = (jax.jit(run) if jit else run)(fwd, bwd, np.swapaxes(x, 0, 1), state, mask.T)
@@ -139,11 +141,11 @@ def test_errors():
     fwd, bwd, x, state, _ = make_case("no_mask", True)
     with pytest.raises(ValueError, match="merge_mode must be one of"):
         jlstm.bidirectional(fwd, bwd, x, merge_mode="max")
-    with pytest.raises(TypeError, match=r"initial_state must be \(h_fwd, c_fwd, h_bwd, c_bwd\), got length 2"):
+    with pytest.raises(TypeError, match=r"initial_state must be \(h_fwd, c_fwd, h_bwd, c_bwd\), got length"):
         jlstm.bidirectional(fwd, bwd, x, initial_state=state[:2])
-    with pytest.raises(ValueError, match=r"initial_state\[3\] \(c_bwd\) must have shape \(3, 3\), got \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"initial_state\[3\] \(c_bwd\) must have shape \(3, 3\), got"):
         jlstm.bidirectional(fwd, bwd, x, initial_state=(*state[:3], state[3][:, :2]))
-    with pytest.raises(ValueError, match=r"bidirectional: inputs must have shape \(batch, time, 4\), got \(3, 5, 2\)"):
+    with pytest.raises(ValueError, match=r"bidirectional: inputs must have shape \(batch, time, 4\), got"):
         jlstm.bidirectional(fwd, bwd, x[..., :2])
     other = random_params(9, INPUT_DIM, 2)
     with pytest.raises(ValueError, match="merge_mode='sum' needs both directions to have the same units"):

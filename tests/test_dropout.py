@@ -33,16 +33,21 @@ def keras_with_masks(params, rates, key, **flags):
     layer = keras.layers.LSTM(UNITS, dropout=dropout, recurrent_dropout=recurrent_dropout, **flags)
     layer.build((None, None, INPUT_DIM))
     layer.set_weights([np.asarray(w) for w in params])
-    input_mask, recurrent_mask = _dropout.masks(key, BATCH, INPUT_DIM, UNITS, dropout, recurrent_dropout, jnp.float32)
-    as_keras = lambda m: None if m is None else (tf.constant(m) if m.ndim == 2 else [tf.constant(g) for g in m])
-    layer.cell._dropout_mask = as_keras(input_mask)
-    layer.cell._recurrent_dropout_mask = as_keras(recurrent_mask)
+    masks = _dropout.masks(key, BATCH, INPUT_DIM, UNITS, dropout, recurrent_dropout, jnp.float32)
+    # Keras's cell caches one mask (implementation 2) or a list of four, one per gate (implementation 1).
+    input_mask, recurrent_mask = (
+        None if m is None else (tf.constant(m) if m.ndim == 2 else [tf.constant(g) for g in m]) for m in masks
+    )
+    layer.cell._dropout_mask = input_mask
+    layer.cell._recurrent_dropout_mask = recurrent_mask
     return layer
 
 
 @pytest.mark.parametrize("rates", RATES, ids=lambda r: f"dropout{r[0]}-recurrent{r[1]}")
 @pytest.mark.parametrize(
-    "use_mask, go_backwards, jit", [(False, False, False), (True, True, True)], ids=["plain_eager", "mask_backwards_jit"]
+    "use_mask, go_backwards, jit",
+    [(False, False, False), (True, True, True)],
+    ids=["plain_eager", "mask_backwards_jit"],
 )
 def test_matches_keras_with_the_same_masks(rates, use_mask, go_backwards, jit):
     params, x, mask = make_case()
@@ -58,8 +63,8 @@ def test_matches_keras_with_the_same_masks(rates, use_mask, go_backwards, jit):
     assert layer.cell._dropout_mask is None  # Keras used, then reset, the injected masks
 
     def run(params, x, mask, key):
-        return jlstm.lstm(params, x, mask=mask, dropout=rates[0], recurrent_dropout=rates[1], training=True, key=key,
-                          **flags)
+        return jlstm.lstm(params, x, mask=mask, dropout=rates[0], recurrent_dropout=rates[1], training=True,
+                          key=key, **flags)
 
     def loss(params):
         return jnp.sum(run(params, x, mask, key)[0] ** 2)
@@ -73,7 +78,7 @@ def test_matches_keras_with_the_same_masks(rates, use_mask, go_backwards, jit):
 
 
 def test_input_mask_is_constant_over_time():
-    """Black box: the output equals the plain LSTM on x * m for one time-constant m in {0, 1/(1-p)}^input_dim."""
+    """Black box: the output is the plain LSTM's on x * m for one m in {0, 1/(1-p)}^input_dim at all steps."""
     params, x, _ = make_case()
     x = x[:1]
     rate = 0.5
@@ -92,7 +97,8 @@ def test_input_mask_is_constant_over_time():
 @pytest.mark.parametrize("recurrent_dropout", [0.0, 0.3])
 def test_masks_keep_expected_value(recurrent_dropout):
     rate = 0.25
-    input_mask, recurrent_mask = _dropout.masks(jax.random.key(0), 400, 50, 60, rate, recurrent_dropout, jnp.float32)
+    key = jax.random.key(0)
+    input_mask, recurrent_mask = _dropout.masks(key, 400, 50, 60, rate, recurrent_dropout, jnp.float32)
     assert input_mask.shape == ((400, 50) if recurrent_dropout == 0 else (4, 400, 50))
     values = np.unique(np.asarray(input_mask))
     np.testing.assert_allclose(values, [0.0, 1 / (1 - rate)], rtol=1e-6)
@@ -147,7 +153,8 @@ def test_bidirectional_and_stacked_pass_dropout_through():
     np.testing.assert_array_equal(out[1], jlstm.lstm(other, x, mask=mask, go_backwards=True, key=k_bwd, **kw))
     stacked = jlstm.stacked_lstm([params, other], x, bidirectional=True, mask=mask, key=key, **kw)
     layer_key = jax.random.split(jax.random.split(key, 1)[0])[0]
-    np.testing.assert_array_equal(stacked, jlstm.bidirectional(params, other, x, mask=mask, key=layer_key, **kw))
+    expected = jlstm.bidirectional(params, other, x, mask=mask, key=layer_key, **kw)
+    np.testing.assert_array_equal(stacked, expected)
 
 
 def test_errors():

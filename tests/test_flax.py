@@ -1,4 +1,4 @@
-"""jlstm.linen and jlstm.nnx: the same numbers as the pure functions, parameters interchangeable, trainable."""
+"""jlstm.linen and jlstm.nnx: the pure functions' numbers, interchangeable parameters, trainable."""
 
 import os
 import pathlib
@@ -32,7 +32,8 @@ def data(seed=0):
 
 def random_params(seed):
     params = jlstm.init_params(jax.random.key(seed), INPUT_DIM, UNITS)
-    return params._replace(bias=params.bias + jax.random.normal(jax.random.key(seed + 100), params.bias.shape))
+    noise = jax.random.normal(jax.random.key(seed + 100), params.bias.shape)
+    return params._replace(bias=params.bias + noise)
 
 
 def assert_same(actual, expected):
@@ -71,7 +72,8 @@ def test_lstm_wrappers_equal_pure_with_copied_params(go_backwards):
 def test_bidirectional_wrappers_equal_pure_with_copied_params(merge_mode):
     x, mask, state, _ = data()
     fwd, bwd = random_params(0), random_params(1)
-    expected = jlstm.bidirectional(fwd, bwd, x, merge_mode=merge_mode, initial_state=state, mask=mask, **FLAGS)
+    expected = jlstm.bidirectional(fwd, bwd, x, merge_mode=merge_mode, initial_state=state, mask=mask,
+                                   **FLAGS)
 
     linen_model = jlstm.linen.Bidirectional(UNITS, merge_mode=merge_mode, **FLAGS)
     variables = linen_model.init(jax.random.key(1), x)
@@ -89,7 +91,8 @@ def test_initialisers_match_init_params():
     """The same distributions as init_params: Glorot-uniform bounds, orthogonal rows, Keras's bias."""
     model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0))
     variables = jlstm.linen.LSTM(UNITS).init(jax.random.key(0), jnp.ones((1, 1, INPUT_DIM)))["params"]
-    for p in (model.params, jlstm.LSTMParams(**variables), jlstm.init_params(jax.random.key(0), INPUT_DIM, UNITS)):
+    pure = jlstm.init_params(jax.random.key(0), INPUT_DIM, UNITS)
+    for p in (model.params, jlstm.LSTMParams(**variables), pure):
         limit = np.sqrt(6 / (INPUT_DIM + 4 * UNITS))
         assert np.abs(p.kernel).max() <= limit and np.abs(p.kernel).max() > limit / 2
         assert_close(p.recurrent_kernel @ p.recurrent_kernel.T, np.eye(UNITS))
@@ -121,7 +124,8 @@ def test_dropout_in_wrappers():
     model.eval()
     assert_same(model(x, mask=mask), jlstm.lstm(model.params, x, mask=mask, **kw))
     bi = jlstm.nnx.Bidirectional(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), **kw)
-    pure = jlstm.bidirectional(bi.forward.params, bi.backward.params, x, mask=mask, training=True, key=key, **kw)
+    pure = jlstm.bidirectional(bi.forward.params, bi.backward.params, x, mask=mask, training=True, key=key,
+                               **kw)
     assert_same(bi(x, mask=mask, deterministic=False, rngs=key), pure)
 
     # linen: the key comes from the "dropout" stream; same stream key, same masks.
@@ -147,9 +151,10 @@ def test_jit_and_grad():
     grads = jax.jit(jax.grad(loss, argnums=0), static_argnums=1)(
         variables["params"], lambda p: model.apply({"params": p}, x, mask=mask)
     )
-    expected = jax.grad(lambda p: jnp.mean((jlstm.lstm(p, x, mask=mask, return_sequences=True) - target) ** 2))(
-        jlstm.LSTMParams(**variables["params"])
-    )
+    def pure_loss(p):
+        return jnp.mean((jlstm.lstm(p, x, mask=mask, return_sequences=True) - target) ** 2)
+
+    expected = jax.grad(pure_loss)(jlstm.LSTMParams(**variables["params"]))
     for name in ("kernel", "recurrent_kernel", "bias"):
         assert_close(grads[name], getattr(expected, name), "float32_grad")
 
@@ -162,7 +167,8 @@ def test_jit_and_grad():
 
 LINEN_MODELS = {
     "LSTM": lambda: jlstm.linen.LSTM(UNITS, return_sequences=True, dropout=0.1, recurrent_dropout=0.1),
-    "Bidirectional": lambda: jlstm.linen.Bidirectional(UNITS, merge_mode="sum", return_sequences=True, dropout=0.1),
+    "Bidirectional": lambda: jlstm.linen.Bidirectional(UNITS, merge_mode="sum", return_sequences=True,
+                                                       dropout=0.1),
 }
 NNX_MODELS = {
     "LSTM": lambda: jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), return_sequences=True, dropout=0.1,

@@ -49,13 +49,16 @@ def keras_stack(params_list, bidirectional, merge_mode, return_sequences):
 
 
 @pytest.mark.parametrize(
-    "bidirectional, merge_mode", [(False, "concat"), (True, "concat"), (True, "ave")], ids=["lstm", "bi_concat", "bi_ave"]
+    "bidirectional, merge_mode",
+    [(False, "concat"), (True, "concat"), (True, "ave")],
+    ids=["lstm", "bi_concat", "bi_ave"],
 )
 @pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
 def test_matches_keras_model_with_mask(bidirectional, merge_mode, return_sequences):
     params_list = random_params_list(bidirectional, merge_mode)
     x, mask = masked_inputs()
-    expected = np.asarray(keras_stack(params_list, bidirectional, merge_mode, return_sequences)(tf.constant(x)))
+    model = keras_stack(params_list, bidirectional, merge_mode, return_sequences)
+    expected = np.asarray(model(tf.constant(x)))
 
     actual = jlstm.stacked_lstm(params_list, x, bidirectional=bidirectional, merge_mode=merge_mode, mask=mask,
                                 return_sequences=return_sequences)
@@ -85,7 +88,8 @@ def test_states_match_torch_num_layers(bidirectional, jit):
     x = rng.normal(size=(BATCH, TIME, INPUT_DIM)).astype(np.float32)
     h0, c0 = (rng.normal(size=(rows, BATCH, UNITS)).astype(np.float32) for _ in range(2))
     with torch.no_grad():
-        y_t, (h_t, c_t) = to_torch(params_list, bidirectional)(torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
+        module = to_torch(params_list, bidirectional)
+        y_t, (h_t, c_t) = module(torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
 
     def run(params_list, x, h0, c0):
         return jlstm.stacked_lstm(params_list, x, bidirectional=bidirectional, initial_state=(h0, c0),
@@ -115,10 +119,11 @@ def test_inter_layer_dropout():
     key = jax.random.key(3)
     plain = jlstm.stacked_lstm(params_list, x, return_sequences=True)
     # Not training, or rate 0: no change.
-    assert_close(jlstm.stacked_lstm(params_list, x, inter_layer_dropout=0.5, key=key, return_sequences=True), plain)
+    assert_close(jlstm.stacked_lstm(params_list, x, inter_layer_dropout=0.5, return_sequences=True), plain)
     assert_close(jlstm.stacked_lstm(params_list, x, training=True, key=key, return_sequences=True), plain)
-    dropped = jlstm.stacked_lstm(params_list, x, inter_layer_dropout=0.5, training=True, key=key, return_sequences=True)
-    again = jlstm.stacked_lstm(params_list, x, inter_layer_dropout=0.5, training=True, key=key, return_sequences=True)
+    run = lambda key: jlstm.stacked_lstm(params_list, x, inter_layer_dropout=0.5, training=True, key=key,
+                                         return_sequences=True)
+    dropped, again = run(key), run(key)
     assert not np.allclose(dropped, plain)
     np.testing.assert_array_equal(dropped, again)
     # The same computation by hand: layer, dropout on every element, layer, ...
@@ -145,10 +150,10 @@ def test_errors():
         jlstm.stacked_lstm(params_list, x, bidirectional=True, merge_mode=None)
     with pytest.raises(ValueError, match=r"params_list\[2\].kernel must have shape \(3, 12\)"):
         jlstm.stacked_lstm(params_list, x, bidirectional=True, merge_mode="sum")
-    with pytest.raises(ValueError, match=r"stacked_lstm: inputs must have shape \(batch, time, 4\), got \(3, 6, 2\)"):
+    with pytest.raises(ValueError, match=r"stacked_lstm: inputs must have shape \(batch, time, 4\), got"):
         jlstm.stacked_lstm(params_list, x[..., :2], bidirectional=True)
     h0 = np.zeros((LAYERS, BATCH, UNITS), np.float32)
-    with pytest.raises(ValueError, match=r"initial_state\[0\] \(h\) must have shape \(6, 3, 3\), got \(3, 3, 3\)"):
+    with pytest.raises(ValueError, match=r"initial_state\[0\] \(h\) must have shape \(6, 3, 3\), got"):
         jlstm.stacked_lstm(params_list, x, bidirectional=True, initial_state=(h0, h0))
     with pytest.raises(ValueError, match="num_layers must be a positive int"):
         jlstm.init_stacked_params(jax.random.key(0), 2, 2, 0)
