@@ -1,0 +1,73 @@
+"""Saving and restoring with the ecosystem's tools: flax.serialization bytes and orbax-checkpoint."""
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+import jlstm
+
+
+def _bits(a):
+    a = np.asarray(a)
+    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
+
+
+def _assert_bit_identical(actual, expected):
+    """Same tree structure (NamedTuples included), dtypes, shapes and bits."""
+    assert jax.tree.structure(actual) == jax.tree.structure(expected)
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
+        assert a.dtype == e.dtype and a.shape == e.shape
+        np.testing.assert_array_equal(_bits(a), _bits(e))
+
+
+def _params(seed, input_dim=3, units=4, dtype=jnp.float32):
+    key = jax.random.key(seed)
+    params = jlstm.init_params(key, input_dim, units)
+    params = params._replace(bias=jax.random.normal(jax.random.fold_in(key, 1), params.bias.shape).at[0].set(-0.0))
+    return jax.tree.map(lambda a: a.astype(dtype), params)
+
+
+TREES = {
+    "params": lambda: _params(0),
+    "bfloat16": lambda: _params(1, dtype=jnp.bfloat16),
+    "stacked_bidirectional": lambda: [_params(2), _params(3), _params(4, input_dim=8), _params(5, input_dim=8)],
+    "pair": lambda: (_params(6), _params(7)),
+}
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_flax_serialization_bytes_round_trip(tree):
+    original = TREES[tree]()
+    data = flax.serialization.to_bytes(original)
+    assert isinstance(data, bytes)
+    restored = flax.serialization.from_bytes(jax.tree.map(jnp.zeros_like, original), data)
+    _assert_bit_identical(restored, original)
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_orbax_round_trip(tree, tmp_path):
+    original = TREES[tree]()
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(tmp_path / "ckpt", original)
+        checkpointer.wait_until_finished()
+        # The usual restore: from the shapes and dtypes only, nothing materialised.
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, original)
+        restored = checkpointer.restore(tmp_path / "ckpt", abstract)
+    _assert_bit_identical(restored, original)
+
+
+def test_restored_params_give_bit_identical_outputs(tmp_path):
+    params = _params(8)
+    x = jax.random.normal(jax.random.key(9), (2, 5, 3))
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(tmp_path / "ckpt", params)
+        checkpointer.wait_until_finished()
+        restored = checkpointer.restore(tmp_path / "ckpt", jax.tree.map(ocp.utils.to_shape_dtype_struct, params))
+    assert isinstance(restored, jlstm.LSTMParams)
+    from_bytes = flax.serialization.from_bytes(params, flax.serialization.to_bytes(params))
+    expected = jlstm.lstm(params, x, return_sequences=True)
+    for p in (restored, from_bytes):
+        np.testing.assert_array_equal(_bits(jlstm.lstm(p, x, return_sequences=True)), _bits(expected))
