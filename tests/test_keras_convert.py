@@ -252,3 +252,54 @@ def test_to_keras_rejects_what_does_not_fit(model):
         jlstm.to_keras([_random_params(I, 4, 0)], model)
     with pytest.raises(TypeError, match="expected a keras.layers.LSTM.*got GRU"):
         jlstm.to_keras(_random_params(I, 4, 0), keras.layers.GRU(4))
+
+
+def _flat(records):
+    """from_keras records -> stacked_lstm's params_list: [l0, l1, ...] or [l0_fwd, l0_bwd, ...]."""
+    return [p for r in records for p in (r.params if r.bidirectional else (r.params,))]
+
+
+def test_worked_check_stacked_model_with_mask(jit):
+    """Three stacked LSTMs behind a Masking layer == jlstm.stacked_lstm with the mask, and back."""
+    x = _random(B, T, I)
+    x[0, :2] = 0.0  # masked leading steps
+    x[1, 3] = 0.0  # a masked step in the middle
+    mask = np.any(x != 0, axis=-1)
+    model = keras.Sequential(
+        [keras.Input((T, I)), keras.layers.Masking()]
+        + [keras.layers.LSTM(4, return_sequences=True) for _ in range(2)]
+        + [keras.layers.LSTM(4)]
+    )
+    for weight in model.weights:
+        if weight.path.endswith("bias"):
+            weight.assign(_random(*weight.shape))
+    params = _flat(jlstm.from_keras(model))
+    assert len(params) == 3
+
+    def run(p, x, mask):
+        return jlstm.stacked_lstm(p, x, mask=mask)
+
+    assert_close((jax.jit(run) if jit else run)(params, x, mask), model(x))
+    new = [_random_params(d, 4, 10 + i) for i, d in enumerate((I, 4, 4))]
+    _assert_bit_identical(_flat(jlstm.from_keras(jlstm.to_keras(new, model))), new)
+
+
+def test_worked_check_stacked_bidirectional_model(jit, x):
+    """Two stacked Bidirectional(LSTM) layers == jlstm.stacked_lstm(bidirectional=True), and back."""
+    model = keras.Sequential(
+        [keras.Input((T, I))] + [keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True)) for _ in range(2)]
+    )
+    for weight in model.weights:
+        if weight.path.endswith("bias"):
+            weight.assign(_random(*weight.shape))
+    records = jlstm.from_keras(model)
+    assert [(r.bidirectional, r.merge_mode) for r in records] == [(True, "concat")] * 2
+    params = _flat(records)
+
+    def run(p, x):
+        return jlstm.stacked_lstm(p, x, bidirectional=True, return_sequences=True)
+
+    assert_close((jax.jit(run) if jit else run)(params, x), model(x))
+    new = [_random_params(d, 4, 20 + i) for i, d in enumerate((I, I, 8, 8))]
+    pairs = [tuple(new[0:2]), tuple(new[2:4])]
+    _assert_bit_identical(_flat(jlstm.from_keras(jlstm.to_keras(pairs, model))), new)
