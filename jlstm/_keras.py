@@ -104,7 +104,8 @@ def _check_lstm(fn: str, layer: Any) -> Any:
 
     if type(layer) not in (layers.LSTM, layers.RNN):
         raise TypeError(
-            f"{fn}: expected a keras.layers.LSTM, Bidirectional(LSTM) or RNN(LSTMCell) layer, got {_kind(layer)}"
+            f"{fn}: expected a keras.layers.LSTM, Bidirectional(LSTM) or RNN(LSTMCell) layer, "
+            f"got {_kind(layer)}"
         )
     if type(layer.cell) is not layers.LSTMCell:
         raise TypeError(
@@ -112,7 +113,9 @@ def _check_lstm(fn: str, layer: Any) -> Any:
             "keras.layers.LSTMCell (a stack of cells or a custom cell cannot be converted)"
         )
     if not layer.built or layer.cell.kernel is None:
-        raise ValueError(f"{fn}: layer {layer.name!r} is not built yet; call it on an input (or build it) first")
+        raise ValueError(
+            f"{fn}: layer {layer.name!r} is not built yet; call it on an input (or build it) first"
+        )
     return layer.cell
 
 
@@ -183,7 +186,7 @@ def _recurrent_layers(fn: str, model: Any) -> list:
             _check_lstm(fn, layer.backward_layer)
             found.append(layer)
         elif isinstance(layer, layers.RNN):
-            # A GRU, SimpleRNN or ConvLSTM in the model: skipping it would silently drop part of the computation.
+            # A GRU, SimpleRNN or ConvLSTM: skipping it would silently drop part of the computation.
             _check_lstm(fn, layer)
             found.append(layer)
     return found
@@ -246,7 +249,8 @@ def from_keras(layer_or_model: Any) -> Any:
     if isinstance(layer_or_model, keras.Model):
         return [_record(fn, layer) for layer in _model_lstms(fn, layer_or_model)]
     if isinstance(layer_or_model, keras.layers.Bidirectional):
-        return (_lstm_params(fn, layer_or_model.forward_layer), _lstm_params(fn, layer_or_model.backward_layer))
+        forward, backward = layer_or_model.forward_layer, layer_or_model.backward_layer
+        return (_lstm_params(fn, forward), _lstm_params(fn, backward))
     return _lstm_params(fn, layer_or_model)
 
 

@@ -1,4 +1,4 @@
-"""Weights in from and out to PyTorch: ``torch.nn.LSTM`` (any layers and directions), ``LSTMCell``, state dicts.
+"""Weights in from and out to PyTorch: ``torch.nn.LSTM`` (any layers, directions), ``LSTMCell``, state dicts.
 
 torch is imported inside the functions, so ``import jlstm`` does not need it.
 """
@@ -43,7 +43,9 @@ def _layer_params(fn: str, state: Mapping, prefix: str, tag: str, input_dim: Opt
     w_ih = _to_jax(fn, names["weight_ih"], state[names["weight_ih"]])
     w_hh = _to_jax(fn, names["weight_hh"], state[names["weight_hh"]])
     if w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
-        gates = f" ({w_hh.shape[0] // w_hh.shape[1]} gates: not an LSTM?)" if w_hh.ndim == 2 and w_hh.shape[1] else ""
+        gates = ""
+        if w_hh.ndim == 2 and w_hh.shape[1]:
+            gates = f" ({w_hh.shape[0] // w_hh.shape[1]} gates: not an LSTM?)"
         raise ValueError(
             f"{fn}: {names['weight_hh']} must have shape (4 * hidden_size, hidden_size), "
             f"got {tuple(w_hh.shape)}{gates}"
@@ -54,7 +56,7 @@ def _layer_params(fn: str, state: Mapping, prefix: str, tag: str, input_dim: Opt
         expected = f"(4 * hidden_size, input_size) = ({4 * hidden}, input_size)"
     else:
         fits = tuple(w_ih.shape) == (4 * hidden, input_dim)
-        expected = f"(4 * hidden_size, {input_dim} = the previous layer's output size) = ({4 * hidden}, {input_dim})"
+        expected = f"(4 * hidden_size, the previous layer's output size) = ({4 * hidden}, {input_dim})"
     if not fits:
         raise ValueError(f"{fn}: {names['weight_ih']} must have shape {expected}, got {tuple(w_ih.shape)}")
     has_ih, has_hh = names["bias_ih"] in state, names["bias_hh"] in state
@@ -65,7 +67,9 @@ def _layer_params(fn: str, state: Mapping, prefix: str, tag: str, input_dim: Opt
         b_hh = _to_jax(fn, names["bias_hh"], state[names["bias_hh"]])
         for name, b in ((names["bias_ih"], b_ih), (names["bias_hh"], b_hh)):
             if tuple(b.shape) != (4 * hidden,):
-                raise ValueError(f"{fn}: {name} must have shape (4 * hidden_size,) = ({4 * hidden},), got {tuple(b.shape)}")
+                raise ValueError(
+                    f"{fn}: {name} must have shape (4 * hidden_size,) = ({4 * hidden},), got {tuple(b.shape)}"
+                )
         # b_ih + 0.0 equals b_ih except that -0.0 becomes +0.0; keeping b_ih where b_hh is zero makes the
         # round trip through to_torch (which writes bias_hh = 0) exact to the bit.
         bias = jnp.where(b_hh == 0, b_ih, b_ih + b_hh)
@@ -79,13 +83,18 @@ def _from_state_dict(fn: str, state: Mapping, prefix: Optional[str]) -> list[LST
     prefixes = sorted({m["prefix"] for m in matches if m["layer"] == "0" and not m["suffix"]})
     if prefix is None:
         if len(prefixes) != 1:
+            found = f"got {list(state)[:8]}"
+            if prefixes:
+                found = f"found several: prefixes {prefixes}; pass prefix=..."
             raise ValueError(
-                f"{fn}: expected the state dict of one torch.nn.LSTM (keys weight_ih_l0, weight_hh_l0, ...), "
-                + (f"found several: prefixes {prefixes}; pass prefix=..." if prefixes else f"got keys {list(state)[:8]}")
+                f"{fn}: expected the state dict of one torch.nn.LSTM "
+                f"(keys weight_ih_l0, weight_hh_l0, ...), {found}"
             )
         prefix = prefixes[0]
     elif prefix not in prefixes:
-        raise ValueError(f"{fn}: no key {prefix + 'weight_ih_l0'!r} in the state dict (prefixes found: {prefixes})")
+        raise ValueError(
+            f"{fn}: no key {prefix + 'weight_ih_l0'!r} in the state dict (prefixes found: {prefixes})"
+        )
     if any(str(key).startswith(prefix + "weight_hr_l") for key in state):
         raise ValueError(f"{fn}: an LSTM with proj_size > 0 (weight_hr_l* keys) is not supported yet")
     ours = [m for m in matches if m["prefix"] == prefix]
@@ -97,7 +106,9 @@ def _from_state_dict(fn: str, state: Mapping, prefix: Optional[str]) -> list[LST
         for suffix in directions:
             tag = f"_l{layer}{suffix}"
             if prefix + "weight_ih" + tag not in state:
-                raise ValueError(f"{fn}: state dict has no {prefix + 'weight_ih' + tag!r} (layers 0..{num_layers - 1})")
+                raise ValueError(
+                    f"{fn}: state dict has no {prefix + 'weight_ih' + tag!r} (layers 0..{num_layers - 1})"
+                )
             input_dim = None if layer == 0 else out[-1].units * len(directions)
             out.append(_layer_params(fn, state, prefix, tag, input_dim))
     return out
@@ -162,7 +173,8 @@ def from_torch(module_or_state_dict: Any, *, prefix: Optional[str] = None) -> li
             return [_layer_params(fn, state, cell, "", None)]
         return _from_state_dict(fn, state, prefix)
     raise TypeError(
-        f"{fn}: expected a torch.nn.LSTM, a torch.nn.LSTMCell or a state dict, got {type(module_or_state_dict).__name__}"
+        f"{fn}: expected a torch.nn.LSTM, a torch.nn.LSTMCell or a state dict, "
+        f"got {type(module_or_state_dict).__name__}"
     )
 
 
@@ -172,11 +184,13 @@ def _check_module(fn: str, module: Any) -> None:
     if type(module) is not torch.nn.LSTM:
         raise TypeError(f"{fn}: expected a torch.nn.LSTM or torch.nn.LSTMCell, got {type(module).__name__}")
     if module.proj_size > 0:
-        raise ValueError(f"{fn}: torch.nn.LSTM with proj_size > 0 (here {module.proj_size}) is not supported yet")
+        raise ValueError(
+            f"{fn}: torch.nn.LSTM with proj_size > 0 (here {module.proj_size}) is not supported yet"
+        )
 
 
 def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
-    r"""Loads jlstm weights into a ``torch.nn.LSTM`` (or ``LSTMCell``) in place; the inverse of :func:`from_torch`.
+    r"""Loads jlstm weights into a ``torch.nn.LSTM`` or ``LSTMCell``, in place; inverse of :func:`from_torch`.
 
     ``weight_ih = kernel.T``, ``weight_hh = recurrent_kernel.T``, ``bias_ih = bias`` and
     ``bias_hh = 0``, for each layer and direction in :func:`from_torch`'s order
@@ -220,7 +234,9 @@ def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
         hidden, has_bias = module.hidden_size, module.bias
     else:
         if not isinstance(module, torch.nn.Module):
-            raise TypeError(f"{fn}: module must be a torch.nn.LSTM or torch.nn.LSTMCell, got {type(module).__name__}")
+            raise TypeError(
+                f"{fn}: module must be a torch.nn.LSTM or torch.nn.LSTMCell, got {type(module).__name__}"
+            )
         _check_module(fn, module)
         hidden, has_bias = module.hidden_size, module.bias
         directions = ("", "_reverse") if module.bidirectional else ("",)

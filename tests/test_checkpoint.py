@@ -26,14 +26,15 @@ def _assert_bit_identical(actual, expected):
 def _params(seed, input_dim=3, units=4, dtype=jnp.float32):
     key = jax.random.key(seed)
     params = jlstm.init_params(key, input_dim, units)
-    params = params._replace(bias=jax.random.normal(jax.random.fold_in(key, 1), params.bias.shape).at[0].set(-0.0))
+    bias = jax.random.normal(jax.random.fold_in(key, 1), params.bias.shape).at[0].set(-0.0)
+    params = params._replace(bias=bias)
     return jax.tree.map(lambda a: a.astype(dtype), params)
 
 
 TREES = {
     "params": lambda: _params(0),
     "bfloat16": lambda: _params(1, dtype=jnp.bfloat16),
-    "stacked_bidirectional": lambda: [_params(2), _params(3), _params(4, input_dim=8), _params(5, input_dim=8)],
+    "stacked_bidirectional": lambda: [_params(2), _params(3), _params(4, 8), _params(5, 8)],
     "pair": lambda: (_params(6), _params(7)),
 }
 
@@ -65,7 +66,8 @@ def test_restored_params_give_bit_identical_outputs(tmp_path):
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(tmp_path / "ckpt", params)
         checkpointer.wait_until_finished()
-        restored = checkpointer.restore(tmp_path / "ckpt", jax.tree.map(ocp.utils.to_shape_dtype_struct, params))
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, params)
+        restored = checkpointer.restore(tmp_path / "ckpt", abstract)
     assert isinstance(restored, jlstm.LSTMParams)
     from_bytes = flax.serialization.from_bytes(params, flax.serialization.to_bytes(params))
     expected = jlstm.lstm(params, x, return_sequences=True)

@@ -45,7 +45,8 @@ def _run(jit, fn, *args):
 def test_import_jlstm_does_not_import_frameworks():
     code = (
         "import sys, jlstm; jlstm.from_torch, jlstm.to_torch, jlstm.from_keras, jlstm.to_keras; "
-        "print(sorted(m for m in ('torch', 'keras', 'tensorflow', 'flax', 'optax', 'orbax') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'keras', 'tensorflow', 'flax', 'optax', 'orbax') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -63,7 +64,12 @@ def test_one_layer_matches_torch(jit, batch_first):
 
     def run(p, x):
         return jlstm.lstm(
-            p, x, initial_state=(h0[0], c0[0]), time_major=not batch_first, return_sequences=True, return_state=True
+            p,
+            x,
+            initial_state=(h0[0], c0[0]),
+            time_major=not batch_first,
+            return_sequences=True,
+            return_state=True,
         )
 
     seq, h_j, c_j = _run(jit, run, params, x)
@@ -125,7 +131,7 @@ def test_round_trip_torch_jlstm_torch_keeps_the_function():
     source = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True)
     target = jlstm.to_torch(jlstm.from_torch(source), torch.nn.LSTM(3, 4, num_layers=2, batch_first=True))
     for name in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1"):
-        np.testing.assert_array_equal(getattr(target, name).detach().numpy(), getattr(source, name).detach().numpy())
+        assert torch.equal(getattr(target, name), getattr(source, name))
     x = torch.from_numpy(_random(2, 5, 3))
     with torch.no_grad():
         assert_close(target(x)[0].numpy(), source(x)[0].numpy())
@@ -138,7 +144,8 @@ def test_bfloat16_round_trip():
         module.bias_hh_l0.zero_()
     [params] = jlstm.from_torch(module)
     assert params.kernel.dtype == jnp.bfloat16
-    np.testing.assert_array_equal(np.asarray(params.kernel.T, np.float32), module.weight_ih_l0.float().detach().numpy())
+    expected = module.weight_ih_l0.float().detach().numpy()
+    np.testing.assert_array_equal(np.asarray(params.kernel.T, np.float32), expected)
     back = jlstm.to_torch([params], torch.nn.LSTM(3, 2).to(torch.bfloat16))
     _assert_bit_identical(jlstm.from_torch(back), [params])
 
@@ -164,13 +171,14 @@ def test_from_torch_rejects_other_modules(module, error, message):
 
 
 def test_from_torch_rejects_other_state_dicts():
-    with pytest.raises(ValueError, match=r"weight_hh_l0 must have shape \(4 \* hidden_size, hidden_size\), got \(6, 2\) \(3 gates"):
+    gru = r"weight_hh_l0 must have shape \(4 \* hidden_size, hidden_size\), got \(6, 2\) \(3 gates"
+    with pytest.raises(ValueError, match=gru):
         jlstm.from_torch(torch.nn.GRU(3, 2).state_dict())
     with pytest.raises(ValueError, match=r"proj_size > 0 \(weight_hr_l\* keys\) is not supported yet"):
         jlstm.from_torch(torch.nn.LSTM(3, 4, proj_size=2).state_dict())
     with pytest.raises(ValueError, match="expected the state dict of one torch.nn.LSTM"):
         jlstm.from_torch({"weight": torch.zeros(2)})
-    with pytest.raises(TypeError, match="expected a torch.nn.LSTM, a torch.nn.LSTMCell or a state dict, got list"):
+    with pytest.raises(TypeError, match="expected a torch.nn.LSTM, a torch.nn.LSTMCell or a state dict, got"):
         jlstm.from_torch([])
 
 
@@ -178,7 +186,8 @@ def test_to_torch_rejects_what_does_not_fit():
     key = jax.random.key(2)
     module = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
     good = [_random_params(d, 4, key) for d in (3, 3, 8, 8)]
-    with pytest.raises(ValueError, match=r"needs 4 LSTMParams \(one per layer and direction: l0, l0_reverse, l1, l1_reverse\), got 2"):
+    needs = r"needs 4 LSTMParams \(one per layer and direction: l0, l0_reverse, l1, l1_reverse\), got 2"
+    with pytest.raises(ValueError, match=needs):
         jlstm.to_torch(good[:2], module)
     wrong_input = good[:2] + [_random_params(4, 4, key)] + good[3:]
     with pytest.raises(
@@ -187,7 +196,7 @@ def test_to_torch_rejects_what_does_not_fit():
         r"for weights_l1 of LSTM\(3, 4, num_layers=2, bidirectional=True\), got \(4, 16\)",
     ):
         jlstm.to_torch(wrong_input, module)
-    with pytest.raises(ValueError, match=r"params_list\[0\]\.kernel must have shape .* = \(3, 16\) .*got \(3, 8\)"):
+    with pytest.raises(ValueError, match=r"params_list\[0\]\.kernel must have shape .* \(3, 16\) .*\(3, 8"):
         jlstm.to_torch([_random_params(3, 2, key)], torch.nn.LSTM(3, 4))
     with pytest.raises(ValueError, match=r"to_torch: bias must have shape \(16,\), got \(15,\)"):
         ok = _random_params(3, 4, key)
