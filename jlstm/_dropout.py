@@ -1,5 +1,6 @@
 """Keras's LSTM dropout: masks drawn once per sequence and reused at every step."""
 
+import math
 import numbers
 from typing import Any, Optional
 
@@ -43,16 +44,21 @@ def masks(
     ``recurrent_dropout > 0`` Keras switches to implementation 1: four
     independent masks per gate (i, f, c, o), ``(4, batch, input_dim)`` for the
     input and ``(4, batch, units)`` for ``h``. A mask is None when its rate is 0.
+    Both come from one uniform draw (one random-bits program to compile).
     """
-    k_input, k_recurrent = jax.random.split(key)
     gates = () if recurrent_dropout == 0 else (4,)
-    input_mask = None
-    if dropout > 0:
-        input_mask = inverted_mask(k_input, dropout, (*gates, batch, input_dim), dtype)
-    recurrent_mask = None
-    if recurrent_dropout > 0:
-        recurrent_mask = inverted_mask(k_recurrent, recurrent_dropout, (4, batch, units), dtype)
-    return input_mask, recurrent_mask
+    wanted = [((*gates, batch, input_dim), dropout), ((4, batch, units), recurrent_dropout)]
+    sizes = [math.prod(shape) if rate > 0 else 0 for shape, rate in wanted]
+    uniform = jax.random.uniform(key, (sum(sizes),))
+    out, start = [], 0
+    for (shape, rate), size in zip(wanted, sizes):
+        if size == 0:
+            out.append(None)
+            continue
+        keep = uniform[start : start + size].reshape(shape) < 1.0 - rate
+        out.append(jnp.where(keep, jnp.asarray(1.0 / (1.0 - rate), dtype), jnp.zeros((), dtype)))
+        start += size
+    return out[0], out[1]
 
 
 def input_projection(xs: jax.Array, input_mask: jax.Array, params: LSTMParams) -> jax.Array:
