@@ -6,8 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from flax import nnx
 
 import jlstm
+import jlstm.linen
+import jlstm.nnx
 
 
 def _bits(a):
@@ -73,3 +76,58 @@ def test_restored_params_give_bit_identical_outputs(tmp_path):
     expected = jlstm.lstm(params, x, return_sequences=True)
     for p in (restored, from_bytes):
         np.testing.assert_array_equal(_bits(jlstm.lstm(p, x, return_sequences=True)), _bits(expected))
+
+
+def _save_and_restore(tmp_path, tree, target):
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(tmp_path / "ckpt", tree)
+        checkpointer.wait_until_finished()
+        return checkpointer.restore(tmp_path / "ckpt", target)
+
+
+@pytest.mark.parametrize("module", ["LSTM", "Bidirectional"])
+def test_linen_variables_round_trip(module, tmp_path):
+    model = getattr(jlstm.linen, module)(4, return_sequences=True, dropout=0.2)
+    x = jax.random.normal(jax.random.key(0), (2, 5, 3))
+    variables = model.init(jax.random.key(1), x)
+    fresh = model.init(jax.random.key(2), x)  # what a new process has before restoring
+    restored = {
+        "bytes": flax.serialization.from_bytes(fresh, flax.serialization.to_bytes(variables)),
+        "orbax": _save_and_restore(tmp_path, variables, jax.tree.map(ocp.utils.to_shape_dtype_struct, fresh)),
+    }
+    dropout = {"dropout": jax.random.key(3)}
+    for how, r in restored.items():
+        _assert_bit_identical(r, variables)
+        for kwargs in ({}, dict(deterministic=False, rngs=dropout)):
+            np.testing.assert_array_equal(
+                _bits(model.apply(r, x, **kwargs)), _bits(model.apply(variables, x, **kwargs)), err_msg=how
+            )
+
+
+def _nnx_model(seed):
+    return jlstm.nnx.Bidirectional(3, 4, rngs=nnx.Rngs(seed), return_sequences=True, dropout=0.2)
+
+
+def test_nnx_state_round_trips_through_orbax_with_its_dropout_stream(tmp_path):
+    """The whole state, the dropout rng stream included: restored, the module draws the same masks."""
+    model = _nnx_model(0)
+    x = jax.random.normal(jax.random.key(0), (2, 5, 3))
+    model(x, deterministic=False)  # advance the dropout stream, so that restoring it matters
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: _nnx_model(1)))
+    restored = nnx.merge(graphdef, _save_and_restore(tmp_path, nnx.state(model), abstract))
+    _assert_bit_identical(nnx.state(restored, nnx.Param), nnx.state(model, nnx.Param))
+    np.testing.assert_array_equal(_bits(restored(x)), _bits(model(x)))
+    np.testing.assert_array_equal(_bits(restored(x, deterministic=False)), _bits(model(x, deterministic=False)))
+
+
+def test_nnx_params_round_trip_through_bytes():
+    """flax.serialization takes plain dicts of arrays: the parameters (rng keys have no msgpack form)."""
+    model = _nnx_model(0)
+    x = jax.random.normal(jax.random.key(0), (2, 5, 3))
+    data = flax.serialization.to_bytes(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    fresh = _nnx_model(1)
+    params = nnx.state(fresh, nnx.Param)
+    nnx.replace_by_pure_dict(params, flax.serialization.from_bytes(nnx.to_pure_dict(params), data))
+    nnx.update(fresh, params)
+    _assert_bit_identical(nnx.state(fresh, nnx.Param), nnx.state(model, nnx.Param))
+    np.testing.assert_array_equal(_bits(fresh(x)), _bits(model(x)))
