@@ -96,3 +96,23 @@ def test_to_pure_matches_the_flax_models(api):
     model = seq2seq.MODELS[api](jax.random.key(0), 5)
     expected = model.logits(model.params, source, target)
     assert_close(seq2seq.teacher_forced_logits(model.to_pure(model.params), source, target), expected)
+
+
+def test_figure_trace_and_png(tmp_path):
+    """The picture's c_t is the c that lstm(return_state=True) returns after t steps; the PNG is written."""
+    pytest.importorskip("matplotlib")
+    import jlstm
+    from jlstm.examples import figure
+
+    params = jlstm.init_params(jax.random.key(3), input_dim=1, units=2)
+    inputs = jnp.array(figure.TUTORIAL_INPUT, jnp.float32).reshape(1, 3, 1)
+    for go_backwards in (False, True):
+        run = figure.trace(params, inputs, go_backwards=go_backwards)
+        for t in range(1, 4):
+            prefix = inputs[:, 3 - t :] if go_backwards else inputs[:, :t]
+            _, h, c = jlstm.lstm(params, prefix, return_state=True, go_backwards=go_backwards)
+            assert_close(run.h[t - 1], h[0])
+            assert_close(run.c[t - 1], c[0])
+    out = tmp_path / "figure.png"
+    assert figure.run(argparse.Namespace(out=str(out), seed=0)) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
