@@ -4,6 +4,8 @@ run continues exactly where an uninterrupted one would be."""
 import argparse
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -116,3 +118,17 @@ def test_figure_trace_and_png(tmp_path):
     out = tmp_path / "figure.png"
     assert figure.run(argparse.Namespace(out=str(out), seed=0)) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_command_line_needs_no_example_extras_until_run():
+    """Building ``python -m jlstm``'s parser (as ``demo`` does) imports none of the examples' extras."""
+    code = (
+        "import sys, jlstm.__main__ as m\n"
+        "try:\n    m.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({'optax', 'orbax', 'flax', 'matplotlib', 'tqdm'} & {k.split('.')[0] for k in sys.modules}))"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

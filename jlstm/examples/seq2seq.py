@@ -14,7 +14,8 @@ This is that model, written as functions:
 from ``jlstm.linen.LSTM`` / ``jlstm.nnx.LSTM``. Every variant is trained by the same optax loop on a parameter pytree
 and decodes through the same pure cell. Run ``python -m jlstm seq2seq --help``.
 
-This module imports optax, orbax, matplotlib and tqdm (the ``examples`` extra); ``import jlstm`` never does.
+It needs optax, orbax, matplotlib and tqdm (the ``examples`` extra), imported inside the functions that use them, so
+that ``python -m jlstm demo`` and ``import jlstm`` work without them.
 """
 
 import argparse
@@ -26,7 +27,6 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import jlstm
 
@@ -184,6 +184,8 @@ def greedy_decode(params: Seq2SeqParams, source: jax.Array, length: int | None =
 
 def loss_and_accuracy(logits: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Mean cross-entropy and token accuracy of ``logits`` ``(B, T, 10)`` against int ``target`` ``(B, T)``."""
+    import optax
+
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, target).mean()
     accuracy = (jnp.argmax(logits, axis=-1) == target).mean()
     return loss, accuracy
@@ -293,9 +295,13 @@ class TrainState(NamedTuple):
     step: jax.Array  # () int32, steps done
 
 
-def make_train_step(model: Model, optimizer: optax.GradientTransformation, batch: int, length: int, data_key):
-    """A jitted ``TrainState -> (TrainState, loss)``; step ``n`` trains on the batch drawn from ``fold_in(data_key, n)``,
-    so a resumed run sees the same data as an uninterrupted one."""
+def make_train_step(model: Model, optimizer, batch: int, length: int, data_key: jax.Array):
+    """A jitted ``TrainState -> (TrainState, loss)`` for an ``optax.GradientTransformation`` ``optimizer``.
+
+    Step ``n`` trains on the batch drawn from ``fold_in(data_key, n)``, so a resumed run sees the same data as an
+    uninterrupted one.
+    """
+    import optax
 
     def loss_fn(params, source, target):
         return loss_and_accuracy(model.logits(params, source, target), target)[0]
@@ -393,6 +399,7 @@ def run(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> dict:
     """Trains, evaluates on held-out sequences, checkpoints and plots; returns a summary dict (also saved as JSON)."""
+    import optax
     from tqdm import tqdm
 
     os.makedirs(args.out, exist_ok=True)
