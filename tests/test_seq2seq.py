@@ -1,5 +1,5 @@
-"""The seq2seq example: it learns on a small budget, its greedy decoder agrees with teacher forcing, and a resumed
-run continues exactly where an uninterrupted one would be."""
+"""The seq2seq example: it learns on a small budget, its greedy decoder agrees with teacher forcing, a resumed
+run ends where an uninterrupted one does; and the README's figure is drawn from real states."""
 
 import argparse
 import json
@@ -39,7 +39,9 @@ def _needs(api: str) -> None:
 @pytest.mark.parametrize("api", APIS)
 def test_learns_to_reverse(api, tmp_path):
     _needs(api)
-    summary = seq2seq.train(_args("--api", api, "--steps", "160", "--eval-every", "160", "--out", str(tmp_path)))
+    summary = seq2seq.train(
+        _args("--api", api, "--steps", "160", "--eval-every", "160", "--out", str(tmp_path))
+    )
     assert summary["steps"] == 160
     assert summary["token_accuracy"] > 0.6  # chance is 0.1
     assert (tmp_path / "loss.png").stat().st_size > 0
@@ -82,7 +84,8 @@ def test_checkpoint_round_trip(api, tmp_path):
 
 
 def test_greedy_decode_equals_teacher_forcing_on_its_own_output():
-    """Fed its own predictions, the scanned ``lstm_cell`` decoder and ``lstm(return_sequences=True)`` agree."""
+    """Fed its own predictions, the scanned ``lstm_cell`` decoder and ``lstm(return_sequences=True)``
+    agree."""
     params = seq2seq.init_seq2seq(jax.random.key(0), units=8)
     source, _ = seq2seq.make_batch(jax.random.key(1), batch=3, length=6)
     decoded = jax.jit(seq2seq.greedy_decode)(params, source)
@@ -125,10 +128,13 @@ def test_command_line_needs_no_example_extras_until_run():
     code = (
         "import sys, jlstm.__main__ as m\n"
         "try:\n    m.main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted({'optax', 'orbax', 'flax', 'matplotlib', 'tqdm'} & {k.split('.')[0] for k in sys.modules}))"
+        "extras = {'optax', 'orbax', 'flax', 'matplotlib', 'tqdm'}\n"
+        "print(sorted(extras & {k.split('.')[0] for k in sys.modules}))"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": root}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -1,21 +1,21 @@
 """An encoder-decoder trained end to end: it learns to reverse sequences of digits.
 
-The Keras tutorial says an LSTM's final state matters "for sophisticated models where subsequent layers may need to
-have their cell state initialized with the final cell state of another layer, such as in an encoder-decoder model".
-This is that model, written as functions:
+The Keras tutorial says an LSTM's final state matters "for sophisticated models where subsequent layers may
+need to have their cell state initialized with the final cell state of another layer, such as in an
+encoder-decoder model". This is that model, written as functions:
 
 * the encoder reads the digits and keeps only its final state: ``jlstm.lstm(..., return_state=True)``;
 * that ``(h, c)`` is the decoder's ``initial_state``; in training the decoder reads the target shifted right
   (teacher forcing: ``GO, y_1, ..., y_{T-1}``) and predicts ``y_1, ..., y_T`` (``return_sequences=True``);
-* at inference there is no target to read, so :func:`greedy_decode` runs ``jlstm.lstm_cell`` one step at a time and
-  feeds each predicted digit back in.
+* at inference there is no target to read, so :func:`greedy_decode` runs ``jlstm.lstm_cell`` one step at a
+  time and feeds each predicted digit back in.
 
-``--api pure`` keeps the weights in :class:`Seq2SeqParams`; ``--api linen`` and ``--api nnx`` build the same model
-from ``jlstm.linen.LSTM`` / ``jlstm.nnx.LSTM``. Every variant is trained by the same optax loop on a parameter pytree
-and decodes through the same pure cell. Run ``python -m jlstm seq2seq --help``.
+``--api pure`` keeps the weights in :class:`Seq2SeqParams`; ``--api linen`` and ``--api nnx`` build the same
+model from ``jlstm.linen.LSTM`` / ``jlstm.nnx.LSTM``. Every variant is trained by the same optax loop on a
+parameter pytree and decodes through the same pure cell. Run ``python -m jlstm seq2seq --help``.
 
-It needs optax, orbax, matplotlib and tqdm (the ``examples`` extra), imported inside the functions that use them, so
-that ``python -m jlstm demo`` and ``import jlstm`` work without them.
+It needs optax, orbax, matplotlib and tqdm (the ``examples`` extra), imported inside the functions that use
+them, so that ``python -m jlstm demo`` and ``import jlstm`` work without them.
 """
 
 import argparse
@@ -34,7 +34,7 @@ VOCAB = 10  # the digits 0..9: encoder inputs and decoder outputs
 GO = VOCAB  # the decoder's start token, an eleventh input symbol
 
 
-# --------------------------------------------------------------------------------------------------------- the data
+# -------------------------------------------------------------------------------------------------- the data
 
 
 def make_batch(key: jax.Array, batch: int, length: int) -> tuple[jax.Array, jax.Array]:
@@ -81,7 +81,7 @@ def one_hot(tokens: jax.Array, depth: int) -> jax.Array:
     return jax.nn.one_hot(tokens, depth, dtype=jnp.float32)
 
 
-# ---------------------------------------------------------------------------------------------- the model, pure API
+# --------------------------------------------------------------------------------------- the model, pure API
 
 
 class Seq2SeqParams(NamedTuple):
@@ -151,8 +151,8 @@ def teacher_forced_logits(params: Seq2SeqParams, source: jax.Array, target: jax.
 def greedy_decode(params: Seq2SeqParams, source: jax.Array, length: int | None = None) -> jax.Array:
     """Inference: encodes, then runs the decoder cell one step at a time on its own previous prediction.
 
-    The decoder here is ``jlstm.lstm_cell``, a pure function ``(params, state, x) -> (state, h)``, scanned with
-    ``jax.lax.scan``; its weights are the very ``params.decoder`` that ``jlstm.lstm`` used in training.
+    The decoder here is ``jlstm.lstm_cell``, a pure function ``(params, state, x) -> (state, h)``, scanned
+    with ``jax.lax.scan``; its weights are the very ``params.decoder`` that ``jlstm.lstm`` used in training.
 
     Args:
         params: a :class:`Seq2SeqParams` (for linen or nnx models, see ``to_pure`` in this module).
@@ -183,7 +183,8 @@ def greedy_decode(params: Seq2SeqParams, source: jax.Array, length: int | None =
 
 
 def loss_and_accuracy(logits: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mean cross-entropy and token accuracy of ``logits`` ``(B, T, 10)`` against int ``target`` ``(B, T)``."""
+    """Mean cross-entropy and token accuracy of ``logits`` ``(B, T, 10)`` against int ``target``
+    ``(B, T)``."""
     import optax
 
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, target).mean()
@@ -191,7 +192,7 @@ def loss_and_accuracy(logits: jax.Array, target: jax.Array) -> tuple[jax.Array, 
     return loss, accuracy
 
 
-# ------------------------------------------------------------------------ three ways to hold the same weights
+# ----------------------------------------------------------------------- three ways to hold the same weights
 
 
 class Model(NamedTuple):
@@ -220,7 +221,9 @@ def linen_model(key: jax.Array, units: int) -> Model:
         def __call__(self, source, target):
             _, h, c = jlstm.linen.LSTM(self.units, return_state=True, name="encoder")(one_hot(source, VOCAB))
             decoder_in = one_hot(shift_right(target), VOCAB + 1)
-            hs = jlstm.linen.LSTM(self.units, return_sequences=True, name="decoder")(decoder_in, initial_state=(h, c))
+            hs = jlstm.linen.LSTM(self.units, return_sequences=True, name="decoder")(
+                decoder_in, initial_state=(h, c)
+            )
             return nn.Dense(VOCAB, name="readout")(hs)
 
     module = Seq2Seq(units)
@@ -242,7 +245,8 @@ def linen_model(key: jax.Array, units: int) -> Model:
 
 
 def nnx_model(key: jax.Array, units: int) -> Model:
-    """The model as a flax nnx module built from ``jlstm.nnx.LSTM``, trained through ``nnx.split``/``nnx.merge``."""
+    """The model as a flax nnx module built from ``jlstm.nnx.LSTM``, trained through ``nnx.split`` and
+    ``nnx.merge`` on a pure dict of its parameters."""
     from flax import nnx
 
     import jlstm.nnx
@@ -284,7 +288,7 @@ def _lstm_params(tree) -> jlstm.LSTMParams:
 MODELS = {"pure": pure_model, "linen": linen_model, "nnx": nnx_model}
 
 
-# ------------------------------------------------------------------------------------------------- the training
+# ---------------------------------------------------------------------------------------------- the training
 
 
 class TrainState(NamedTuple):
@@ -298,8 +302,8 @@ class TrainState(NamedTuple):
 def make_train_step(model: Model, optimizer, batch: int, length: int, data_key: jax.Array):
     """A jitted ``TrainState -> (TrainState, loss)`` for an ``optax.GradientTransformation`` ``optimizer``.
 
-    Step ``n`` trains on the batch drawn from ``fold_in(data_key, n)``, so a resumed run sees the same data as an
-    uninterrupted one.
+    Step ``n`` trains on the batch drawn from ``fold_in(data_key, n)``, so a resumed run sees the same data as
+    an uninterrupted one.
     """
     import optax
 
@@ -338,7 +342,9 @@ def save_checkpoint(manager, state: TrainState, losses: list[float]) -> None:
     """Writes the parameters, optimiser state and step, and the loss history, under ``checkpoints/<step>``."""
     import orbax.checkpoint as ocp
 
-    args = ocp.args.Composite(state=ocp.args.StandardSave(state), history=ocp.args.JsonSave({"losses": losses}))
+    args = ocp.args.Composite(
+        state=ocp.args.StandardSave(state), history=ocp.args.JsonSave({"losses": losses})
+    )
     manager.save(int(state.step), args=args, force=True)
     manager.wait_until_finished()
 
@@ -371,7 +377,7 @@ def save_loss_curve(losses: list[float], path: str, title: str) -> None:
     plt.close(fig)
 
 
-# ---------------------------------------------------------------------------------------------- the command line
+# ------------------------------------------------------------------------------------------ the command line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -383,9 +389,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default %(default)s)")
     parser.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations")
     parser.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
-    parser.add_argument("--eval-size", type=int, default=1000, help="held-out sequences (default %(default)s)")
-    parser.add_argument("--target", type=float, default=1.0,
-                        help="stop early once held-out token accuracy reaches this (default %(default)s: never)")
+    parser.add_argument(
+        "--eval-size", type=int, default=1000, help="held-out sequences (default %(default)s)"
+    )
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=1.0,
+        help="stop early once held-out token accuracy reaches this (default %(default)s: never)",
+    )
     parser.add_argument("--out", default="seq2seq_out", help="directory for checkpoints and the loss curve")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     parser.add_argument("--seed", type=int, default=0)
@@ -398,7 +410,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def train(args: argparse.Namespace) -> dict:
-    """Trains, evaluates on held-out sequences, checkpoints and plots; returns a summary dict (also saved as JSON)."""
+    """Trains, evaluates on held-out sequences, checkpoints and plots; returns a summary dict, also saved as
+    ``summary.json``."""
     import optax
     from tqdm import tqdm
 
@@ -419,12 +432,15 @@ def train(args: argparse.Namespace) -> dict:
             print(f"resumed from step {int(state.step)}")
 
     train_step = make_train_step(model, optimizer, args.batch, args.length, data_key)
-    held_out, _ = make_batch(eval_key, args.eval_size, args.length)  # data_key never draws from eval_key's stream
+    held_out, _ = make_batch(
+        eval_key, args.eval_size, args.length
+    )  # data_key never draws from eval_key's stream
     token_acc, seq_acc = held_out_accuracy(model.to_pure(state.params), held_out)
 
     start, first = time.perf_counter(), int(state.step)
-    with tqdm(total=args.steps, initial=first, disable=args.quiet, desc=f"seq2seq ({args.api})",
-              dynamic_ncols=True) as bar:
+    with tqdm(
+        total=args.steps, initial=first, disable=args.quiet, desc=f"seq2seq ({args.api})", dynamic_ncols=True
+    ) as bar:
         while int(state.step) < args.steps:
             state, loss = train_step(state)
             losses.append(float(loss))
@@ -454,15 +470,20 @@ def train(args: argparse.Namespace) -> dict:
         "final_loss": losses[-1] if losses else None,
         "token_accuracy": token_acc,
         "sequence_accuracy": seq_acc,
-        "example": {"source": example[0].tolist(),
-                    "decoded": _greedy_decode_jit(model.to_pure(state.params), example)[0].tolist()},
+        "example": {
+            "source": example[0].tolist(),
+            "decoded": _greedy_decode_jit(model.to_pure(state.params), example)[0].tolist(),
+        },
         "loss_curve": curve,
         "checkpoint": os.path.join(args.out, "checkpoints", str(int(state.step))),
     }
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    print(f"held-out ({args.eval_size} sequences): token accuracy {token_acc:.4f}, sequence accuracy {seq_acc:.4f}"
-          f" after {summary['steps']} steps ({seconds:.0f} s this run)")
+    print(
+        f"held-out ({args.eval_size} sequences): token accuracy {token_acc:.4f}, "
+        f"sequence accuracy {seq_acc:.4f}"
+        f" after {summary['steps']} steps ({seconds:.0f} s this run)"
+    )
     print(f"  {example[0].tolist()} -> {summary['example']['decoded']}")
     print(f"loss curve: {curve}; checkpoint: {summary['checkpoint']}")
     return summary
