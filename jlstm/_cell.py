@@ -1,11 +1,11 @@
 """One LSTM step as a pure function."""
 
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
 
-from . import _validate
+from . import _dropout, _validate
 from ._params import LSTMParams, LSTMState
 
 Activation = Callable[[jax.Array], jax.Array]
@@ -66,10 +66,17 @@ def _step(
     recurrent_kernel: jax.Array,
     activation: Activation,
     recurrent_activation: Activation,
+    recurrent_mask: Optional[jax.Array] = None,
 ) -> tuple[LSTMState, jax.Array]:
-    """The cell given its input projection ``x @ kernel + bias`` (batch, 4 * units)."""
+    """The cell given its input projection ``x @ kernel + bias`` (batch, 4 * units).
+
+    ``recurrent_mask`` (4, batch, units): Keras's per-gate recurrent dropout on ``h``.
+    """
     h, c = state
-    z = x_proj + h @ recurrent_kernel
+    if recurrent_mask is None:
+        z = x_proj + h @ recurrent_kernel
+    else:
+        z = x_proj + _dropout.recurrent_projection(h, recurrent_mask, recurrent_kernel)
     i, f, g, o = jnp.split(z, 4, axis=-1)
     c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
     h = recurrent_activation(o) * activation(c)

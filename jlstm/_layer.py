@@ -6,7 +6,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from . import _validate
+from . import _dropout, _validate
 from ._cell import Activation, _step
 from ._params import LSTMParams, LSTMState
 
@@ -24,6 +24,10 @@ def lstm(
     activation: Activation = jnp.tanh,
     recurrent_activation: Activation = jax.nn.sigmoid,
     unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    key: Optional[jax.Array] = None,
 ) -> Any:
     r"""Runs an LSTM over a sequence, with the flags and results of ``keras.layers.LSTM``.
 
@@ -56,6 +60,20 @@ def lstm(
       bidirectional layers flip the backward outputs back, as
       :func:`bidirectional` does.
 
+    Dropout (Keras's ``dropout`` / ``recurrent_dropout``), only when
+    ``training``: masks are drawn from ``key`` once per call, one per sequence
+    (batch row) and reused at every time step, with inverted scaling (kept
+    values are multiplied by ``1 / (1 - rate)``). With ``recurrent_dropout == 0``
+    one mask ``(batch, input_dim)`` multiplies ``x`` for all four gates; with
+    ``recurrent_dropout > 0`` each gate (i, f, c, o) has its own input mask and
+    its own mask ``(batch, units)`` on ``h``, as Keras's implementation 1 does.
+    Not training, or both rates 0, is exactly the plain LSTM.
+
+    Warning:
+      PyTorch's ``nn.LSTM(dropout=p)`` is something else: ordinary dropout on the
+      outputs between stacked layers (:func:`stacked_lstm`'s
+      ``inter_layer_dropout``). Keras ignores a rate of exactly 1; jlstm rejects it.
+
     Warning:
       Keras's JAX backend differs from its TensorFlow backend when a row's
       leading steps are masked and ``initial_state`` is non-zero (it outputs
@@ -76,13 +94,18 @@ def lstm(
       activation: cell activation, ``tanh`` by default.
       recurrent_activation: gate activation, ``sigmoid`` by default.
       unroll: how many steps ``lax.scan`` unrolls per iteration (``True``: all).
+      dropout: fraction of the inputs dropped, in ``[0, 1)``.
+      recurrent_dropout: fraction of ``h`` dropped in the recurrence, in ``[0, 1)``.
+      training: apply dropout; when False (the default) the rates are ignored.
+      key: a ``jax.random`` key, required when training with a rate above 0.
 
     Returns:
       ``output`` if not ``return_state``, else ``(output, h, c)``.
 
     Raises:
       ValueError: a shape disagrees with the others (the message names the
-        argument, the expected and the received shape).
+        argument, the expected and the received shape); a dropout rate outside
+        ``[0, 1)``; training with dropout and no ``key``.
       TypeError: a non-array argument, or a non-floating ``inputs`` or state.
 
     Example:
@@ -111,11 +134,13 @@ def lstm(
         initial_state = _validate.state(fn, "initial_state", initial_state, batch, params)
     if mask is not None:
         mask = _validate.mask(fn, mask, inputs.shape[:2], time_major)
+    with_dropout = _dropout.check(fn, dropout, recurrent_dropout, training, key)
     return _lstm(
         params,
         inputs.astype(params.kernel.dtype),
         initial_state,
         mask,
+        key if with_dropout else None,
         return_sequences=bool(return_sequences),
         return_state=bool(return_state),
         go_backwards=bool(go_backwards),
@@ -123,6 +148,8 @@ def lstm(
         activation=activation,
         recurrent_activation=recurrent_activation,
         unroll=_validate.unroll(fn, unroll),
+        dropout=float(dropout) if with_dropout else 0.0,
+        recurrent_dropout=float(recurrent_dropout) if with_dropout else 0.0,
     )
 
 
@@ -136,6 +163,8 @@ def lstm(
         "activation",
         "recurrent_activation",
         "unroll",
+        "dropout",
+        "recurrent_dropout",
     ),
 )
 def _lstm(
@@ -143,6 +172,7 @@ def _lstm(
     inputs: jax.Array,
     initial_state: Optional[LSTMState],
     mask: Optional[jax.Array],
+    key: Optional[jax.Array],
     *,
     return_sequences: bool,
     return_state: bool,
@@ -151,6 +181,8 @@ def _lstm(
     activation: Activation,
     recurrent_activation: Activation,
     unroll: int | bool,
+    dropout: float,
+    recurrent_dropout: float,
 ):
     xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)  # (T, B, I)
     batch, units = xs.shape[1], params.units
@@ -161,10 +193,18 @@ def _lstm(
     if go_backwards:
         xs = xs[::-1]
         ms = None if ms is None else ms[::-1]
-    xs_proj = xs @ params.kernel + params.bias[None, None, :]  # (T, B, 4H)
+    input_mask = recurrent_mask = None
+    if key is not None:
+        input_mask, recurrent_mask = _dropout.masks(
+            key, batch, xs.shape[2], units, dropout, recurrent_dropout, params.kernel.dtype
+        )
+    if input_mask is None:
+        xs_proj = xs @ params.kernel + params.bias[None, None, :]  # (T, B, 4H)
+    else:
+        xs_proj = _dropout.input_projection(xs, input_mask, params)
 
     def step(state, x_proj):
-        return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation)
+        return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation, recurrent_mask)
 
     if ms is None:
         def body(state, x_proj):

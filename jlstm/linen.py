@@ -1,0 +1,204 @@
+"""flax.linen modules over :func:`jlstm.lstm` and :func:`jlstm.bidirectional` (``pip install jlstm[flax]``).
+
+The modules only declare parameters and draw the dropout key; the computation is
+the pure function, so a linen module and the pure call with the same parameters
+give the same numbers.
+"""
+
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ._bidirectional import bidirectional
+from ._flax_init import half_safe, keras_bias
+from ._layer import lstm
+from ._params import LSTMParams
+
+Initializer = Callable[..., jax.Array]
+
+
+class _Config(nn.Module):
+    """Fields shared by the modules below."""
+
+    units: int
+    return_sequences: bool = False
+    return_state: bool = False
+    time_major: bool = False
+    activation: Callable[[jax.Array], jax.Array] = jnp.tanh
+    recurrent_activation: Callable[[jax.Array], jax.Array] = jax.nn.sigmoid
+    unroll: int | bool = 1
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    unit_forget_bias: bool = True
+    param_dtype: Any = jnp.float32
+    kernel_init: Initializer = jax.nn.initializers.glorot_uniform()
+    recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal()
+
+    def _declare(self, input_dim: int) -> LSTMParams:
+        """Declares ``kernel``, ``recurrent_kernel`` and ``bias`` in this module's scope."""
+        units, dtype = self.units, self.param_dtype
+        return LSTMParams(
+            self.param("kernel", half_safe(self.kernel_init), (input_dim, 4 * units), dtype),
+            self.param("recurrent_kernel", half_safe(self.recurrent_kernel_init), (units, 4 * units), dtype),
+            self.param("bias", keras_bias(units, self.unit_forget_bias), (4 * units,), dtype),
+        )
+
+    def _dropout(self, deterministic: bool) -> dict:
+        training = not deterministic and (self.dropout > 0 or self.recurrent_dropout > 0)
+        return dict(
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            training=training,
+            key=self.make_rng("dropout") if training else None,
+        )
+
+    def _flags(self) -> dict:
+        return dict(
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+            time_major=self.time_major,
+            activation=self.activation,
+            recurrent_activation=self.recurrent_activation,
+            unroll=self.unroll,
+        )
+
+
+def _input_dim(cls: str, inputs: Any) -> int:
+    if not hasattr(inputs, "shape") or len(inputs.shape) != 3:
+        got = tuple(inputs.shape) if hasattr(inputs, "shape") else type(inputs).__name__
+        raise ValueError(f"{cls}: inputs must have shape (batch, time, input_dim), got {got}")
+    return inputs.shape[-1]
+
+
+class LSTM(_Config):
+    """``keras.layers.LSTM`` as a ``flax.linen`` module: :func:`jlstm.lstm` with declared parameters.
+
+    Parameters (created at ``init`` from the last axis of the inputs):
+    ``kernel`` ``(input_dim, 4 * units)``, ``recurrent_kernel``
+    ``(units, 4 * units)``, ``bias`` ``(4 * units,)``, with Keras's
+    initialisers as in :func:`jlstm.init_params` (Glorot uniform, orthogonal,
+    zeros with the forget gate at 1). ``LSTMParams(**variables["params"])`` is
+    the pure function's argument.
+
+    ``__call__(inputs, initial_state=None, mask=None, *, deterministic=True)``
+    returns what :func:`jlstm.lstm` returns for the module's flags. Dropout is
+    applied only with ``deterministic=False``; its key comes from the
+    ``"dropout"`` rng stream (``apply(..., rngs={"dropout": key})``).
+
+    Warning:
+      flax's own ``nn.RNN(nn.LSTMCell(...))`` keeps the carry as ``(c, h)``, has
+      separate per-gate ``Dense`` parameters and no ``go_backwards``; this module
+      keeps Keras's fused layout and ``(h, c)`` order.
+
+    Attributes:
+      units: hidden units.
+      return_sequences, return_state, go_backwards, time_major, activation,
+        recurrent_activation, unroll, dropout, recurrent_dropout: as in
+        :func:`jlstm.lstm`.
+      unit_forget_bias: start the forget gate's bias at 1.
+      param_dtype: dtype of the parameters, which is also the compute dtype.
+      kernel_init, recurrent_kernel_init: initialisers
+        ``(key, shape, dtype) -> array``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jlstm, jlstm.linen
+      >>> model = jlstm.linen.LSTM(4, return_sequences=True, dropout=0.2)
+      >>> x = jnp.ones((2, 5, 3))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> jax.tree.map(jnp.shape, variables["params"])
+      {'bias': (16,), 'kernel': (3, 16), 'recurrent_kernel': (4, 16)}
+      >>> model.apply(variables, x).shape
+      (2, 5, 4)
+      >>> y = model.apply(variables, x, deterministic=False, rngs={"dropout": jax.random.key(1)})
+      >>> bool(jnp.allclose(model.apply(variables, x), jlstm.lstm(jlstm.LSTMParams(**variables["params"]), x,
+      ...                                                         return_sequences=True)))
+      True
+    """
+
+    go_backwards: bool = False
+
+    @nn.compact
+    def __call__(
+        self,
+        inputs: jax.Array,
+        initial_state: Optional[tuple[jax.Array, jax.Array]] = None,
+        mask: Optional[jax.Array] = None,
+        *,
+        deterministic: bool = True,
+    ) -> Any:
+        params = self._declare(_input_dim("LSTM", inputs))
+        return lstm(
+            params,
+            inputs,
+            initial_state=initial_state,
+            mask=mask,
+            go_backwards=self.go_backwards,
+            **self._flags(),
+            **self._dropout(deterministic),
+        )
+
+
+class _Params(_Config):
+    """Only the parameters of one direction, as a submodule of :class:`Bidirectional`."""
+
+    @nn.compact
+    def __call__(self, input_dim: int) -> LSTMParams:
+        return self._declare(input_dim)
+
+
+class Bidirectional(_Config):
+    """``keras.layers.Bidirectional(LSTM(units))`` as a ``flax.linen`` module, over :func:`jlstm.bidirectional`.
+
+    Parameters: ``{"forward": {kernel, recurrent_kernel, bias}, "backward":
+    {...}}``, each as in :class:`LSTM`. ``__call__(inputs, initial_state=None,
+    mask=None, *, deterministic=True)`` returns what :func:`jlstm.bidirectional`
+    returns (``initial_state`` is ``(h_fwd, c_fwd, h_bwd, c_bwd)``). Dropout
+    draws one key from the ``"dropout"`` stream, split between the directions.
+
+    Attributes:
+      units: hidden units of each direction.
+      merge_mode: ``"concat"`` (default), ``"sum"``, ``"mul"``, ``"ave"`` or None.
+      The others: as in :class:`LSTM` (no ``go_backwards``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jlstm.linen
+      >>> model = jlstm.linen.Bidirectional(4, merge_mode="ave", return_sequences=True)
+      >>> x = jnp.ones((2, 5, 3))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> sorted(variables["params"]), model.apply(variables, x).shape
+      (['backward', 'forward'], (2, 5, 4))
+    """
+
+    merge_mode: Optional[str] = "concat"
+
+    @nn.compact
+    def __call__(
+        self,
+        inputs: jax.Array,
+        initial_state: Optional[tuple[jax.Array, ...]] = None,
+        mask: Optional[jax.Array] = None,
+        *,
+        deterministic: bool = True,
+    ) -> Any:
+        input_dim = _input_dim("Bidirectional", inputs)
+        init = dict(
+            units=self.units,
+            unit_forget_bias=self.unit_forget_bias,
+            param_dtype=self.param_dtype,
+            kernel_init=self.kernel_init,
+            recurrent_kernel_init=self.recurrent_kernel_init,
+        )
+        forward = _Params(**init, name="forward")(input_dim)
+        backward = _Params(**init, name="backward")(input_dim)
+        return bidirectional(
+            forward,
+            backward,
+            inputs,
+            merge_mode=self.merge_mode,
+            initial_state=initial_state,
+            mask=mask,
+            **self._flags(),
+            **self._dropout(deterministic),
+        )

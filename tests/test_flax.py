@@ -1,0 +1,242 @@
+"""jlstm.linen and jlstm.nnx: the same numbers as the pure functions, parameters interchangeable, trainable."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import jlstm
+import jlstm.linen
+import jlstm.nnx
+from conftest import assert_close
+
+BATCH, TIME, INPUT_DIM, UNITS = 3, 5, 4, 3
+FLAGS = dict(return_sequences=True, return_state=True)
+
+
+def data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(BATCH, TIME, INPUT_DIM)).astype(np.float32)
+    mask = rng.random((BATCH, TIME)) > 0.3
+    state = tuple(rng.normal(size=(BATCH, UNITS)).astype(np.float32) for _ in range(4))
+    target = rng.normal(size=(BATCH, TIME, UNITS)).astype(np.float32)
+    return x, mask, state, target
+
+
+def random_params(seed):
+    params = jlstm.init_params(jax.random.key(seed), INPUT_DIM, UNITS)
+    return params._replace(bias=params.bias + jax.random.normal(jax.random.key(seed + 100), params.bias.shape))
+
+
+def assert_same(actual, expected):
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_array_equal(a, e)
+
+
+def set_nnx_lstm(module, params):
+    module.kernel[...], module.recurrent_kernel[...], module.bias[...] = params
+
+
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+def test_lstm_wrappers_equal_pure_with_copied_params(go_backwards):
+    x, mask, state, _ = data()
+    params = random_params(0)
+    expected = jlstm.lstm(params, x, initial_state=state[:2], mask=mask, go_backwards=go_backwards, **FLAGS)
+
+    linen_model = jlstm.linen.LSTM(UNITS, go_backwards=go_backwards, **FLAGS)
+    variables = linen_model.init(jax.random.key(1), x)
+    assert jax.tree.map(jnp.shape, variables["params"]) == {
+        "kernel": (INPUT_DIM, 4 * UNITS), "recurrent_kernel": (UNITS, 4 * UNITS), "bias": (4 * UNITS,)
+    }
+    assert_same(linen_model.apply({"params": params._asdict()}, x, state[:2], mask), expected)
+
+    nnx_model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(1), go_backwards=go_backwards, **FLAGS)
+    set_nnx_lstm(nnx_model, params)
+    assert_same(nnx_model(x, state[:2], mask), expected)
+
+    # linen -> nnx -> pure: the parameters mean the same thing everywhere.
+    set_nnx_lstm(nnx_model, jlstm.LSTMParams(**variables["params"]))
+    assert_same(nnx_model(x, state[:2], mask), linen_model.apply(variables, x, state[:2], mask))
+    assert_same(nnx_model.params, jlstm.LSTMParams(**variables["params"]))
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", None])
+def test_bidirectional_wrappers_equal_pure_with_copied_params(merge_mode):
+    x, mask, state, _ = data()
+    fwd, bwd = random_params(0), random_params(1)
+    expected = jlstm.bidirectional(fwd, bwd, x, merge_mode=merge_mode, initial_state=state, mask=mask, **FLAGS)
+
+    linen_model = jlstm.linen.Bidirectional(UNITS, merge_mode=merge_mode, **FLAGS)
+    variables = linen_model.init(jax.random.key(1), x)
+    assert sorted(variables["params"]) == ["backward", "forward"]
+    copied = {"params": {"forward": fwd._asdict(), "backward": bwd._asdict()}}
+    assert_same(linen_model.apply(copied, x, state, mask), expected)
+
+    nnx_model = jlstm.nnx.Bidirectional(INPUT_DIM, UNITS, rngs=nnx.Rngs(1), merge_mode=merge_mode, **FLAGS)
+    set_nnx_lstm(nnx_model.forward, fwd)
+    set_nnx_lstm(nnx_model.backward, bwd)
+    assert_same(nnx_model(x, state, mask), expected)
+
+
+def test_initialisers_match_init_params():
+    """The same distributions as init_params: Glorot-uniform bounds, orthogonal rows, Keras's bias."""
+    model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0))
+    variables = jlstm.linen.LSTM(UNITS).init(jax.random.key(0), jnp.ones((1, 1, INPUT_DIM)))["params"]
+    for p in (model.params, jlstm.LSTMParams(**variables), jlstm.init_params(jax.random.key(0), INPUT_DIM, UNITS)):
+        limit = np.sqrt(6 / (INPUT_DIM + 4 * UNITS))
+        assert np.abs(p.kernel).max() <= limit and np.abs(p.kernel).max() > limit / 2
+        assert_close(p.recurrent_kernel @ p.recurrent_kernel.T, np.eye(UNITS))
+        np.testing.assert_array_equal(p.bias, jlstm.init_params(jax.random.key(1), INPUT_DIM, UNITS).bias)
+
+
+def test_half_precision_parameters():
+    x = jnp.ones((2, 3, INPUT_DIM), jnp.bfloat16)
+    linen_model = jlstm.linen.Bidirectional(UNITS, param_dtype=jnp.bfloat16)
+    variables = linen_model.init(jax.random.key(0), x)
+    assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {jnp.dtype(jnp.bfloat16)}
+    nnx_model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), param_dtype=jnp.bfloat16)
+    assert nnx_model.params.recurrent_kernel.dtype == jnp.bfloat16
+    assert linen_model.apply(variables, x).dtype == nnx_model(x).dtype == jnp.bfloat16
+
+
+def test_dropout_in_wrappers():
+    x, mask, _, _ = data()
+    key = jax.random.key(5)
+    kw = dict(dropout=0.3, recurrent_dropout=0.2, return_sequences=True)
+    # nnx with an explicit key is exactly the pure function with that key.
+    model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), **kw)
+    pure = jlstm.lstm(model.params, x, mask=mask, training=True, key=key, **kw)
+    assert_same(model(x, mask=mask, deterministic=False, rngs=key), pure)
+    assert_same(model(x, mask=mask), jlstm.lstm(model.params, x, mask=mask, **kw))  # deterministic by default
+    model.train()
+    first, second = model(x, mask=mask), model(x, mask=mask)  # the stream advances: new masks each call
+    assert not np.allclose(first, second)
+    model.eval()
+    assert_same(model(x, mask=mask), jlstm.lstm(model.params, x, mask=mask, **kw))
+    bi = jlstm.nnx.Bidirectional(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), **kw)
+    pure = jlstm.bidirectional(bi.forward.params, bi.backward.params, x, mask=mask, training=True, key=key, **kw)
+    assert_same(bi(x, mask=mask, deterministic=False, rngs=key), pure)
+
+    # linen: the key comes from the "dropout" stream; same stream key, same masks.
+    for linen_model in (jlstm.linen.LSTM(UNITS, **kw), jlstm.linen.Bidirectional(UNITS, **kw)):
+        variables = linen_model.init(jax.random.key(0), x)
+        plain = linen_model.apply(variables, x, mask=mask)
+        a = linen_model.apply(variables, x, mask=mask, deterministic=False, rngs={"dropout": key})
+        b = linen_model.apply(variables, x, mask=mask, deterministic=False, rngs={"dropout": key})
+        assert_same(a, b)
+        assert not np.allclose(a, plain)
+        with pytest.raises(Exception, match="dropout"):
+            linen_model.apply(variables, x, deterministic=False)
+
+
+def test_jit_and_grad():
+    x, mask, _, target = data()
+    model = jlstm.linen.LSTM(UNITS, return_sequences=True)
+    variables = model.init(jax.random.key(0), x)
+
+    def loss(params, apply):
+        return jnp.mean((apply(params) - target) ** 2)
+
+    grads = jax.jit(jax.grad(loss, argnums=0), static_argnums=1)(
+        variables["params"], lambda p: model.apply({"params": p}, x, mask=mask)
+    )
+    expected = jax.grad(lambda p: jnp.mean((jlstm.lstm(p, x, mask=mask, return_sequences=True) - target) ** 2))(
+        jlstm.LSTMParams(**variables["params"])
+    )
+    for name in ("kernel", "recurrent_kernel", "bias"):
+        assert_close(grads[name], getattr(expected, name), "float32_grad")
+
+    nnx_model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), return_sequences=True)
+    set_nnx_lstm(nnx_model, jlstm.LSTMParams(**variables["params"]))
+    nnx_grads = nnx.jit(nnx.grad(lambda m: jnp.mean((m(x, mask=mask) - target) ** 2)))(nnx_model)
+    for name in ("kernel", "recurrent_kernel", "bias"):
+        assert_close(nnx_grads[name][...], getattr(expected, name), "float32_grad")
+
+
+LINEN_MODELS = {
+    "LSTM": lambda: jlstm.linen.LSTM(UNITS, return_sequences=True, dropout=0.1, recurrent_dropout=0.1),
+    "Bidirectional": lambda: jlstm.linen.Bidirectional(UNITS, merge_mode="sum", return_sequences=True, dropout=0.1),
+}
+NNX_MODELS = {
+    "LSTM": lambda: jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), return_sequences=True, dropout=0.1,
+                                   recurrent_dropout=0.1),
+    "Bidirectional": lambda: jlstm.nnx.Bidirectional(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), merge_mode="sum",
+                                                     return_sequences=True, dropout=0.1),
+}
+
+
+# optax's adam mixes float and int32 in its bias correction, which strict promotion rejects.
+optax_promotion = pytest.mark.usefixtures("standard_promotion")
+
+
+@pytest.fixture
+def standard_promotion():
+    with jax.numpy_dtype_promotion("standard"):
+        yield
+
+
+@optax_promotion
+@pytest.mark.parametrize("name", list(LINEN_MODELS))
+def test_linen_optax_training_lowers_loss(name):
+    x, mask, _, target = data()
+    model = LINEN_MODELS[name]()
+    params = model.init(jax.random.key(0), x)["params"]
+    tx = optax.adam(3e-2)
+    opt_state = tx.init(params)
+
+    def loss(params, key=None):
+        y = model.apply({"params": params}, x, mask=mask, deterministic=key is None,
+                        rngs=None if key is None else {"dropout": key})
+        return jnp.mean((y - target) ** 2)
+
+    @jax.jit
+    def train_step(params, opt_state, key):
+        grads = jax.grad(loss)(params, key)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    before = loss(params)
+    for key in jax.random.split(jax.random.key(1), 20):
+        params, opt_state = train_step(params, opt_state, key)
+    assert loss(params) < 0.9 * before
+
+
+@optax_promotion
+@pytest.mark.parametrize("name", list(NNX_MODELS))
+def test_nnx_optax_training_lowers_loss(name):
+    x, mask, _, target = data()
+    model = NNX_MODELS[name]()
+    optimizer = nnx.Optimizer(model, optax.adam(3e-2), wrt=nnx.Param)
+
+    def loss(model):
+        return jnp.mean((model(x, mask=mask) - target) ** 2)
+
+    @nnx.jit
+    def train_step(model, optimizer):
+        grads = nnx.grad(loss)(model)
+        optimizer.update(model, grads)
+
+    model.eval()
+    before = loss(model)
+    model.train()
+    for _ in range(20):
+        train_step(model, optimizer)
+    model.eval()
+    assert loss(model) < 0.9 * before
+
+
+def test_import_jlstm_does_not_import_flax():
+    code = (
+        "import sys, jlstm; heavy = {'flax', 'keras', 'tensorflow', 'torch', 'optax'}; "
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy); "
+        "assert not loaded, loaded"
+    )
+    root = str(pathlib.Path(jlstm.__file__).parent.parent)
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": root}, cwd=root)
