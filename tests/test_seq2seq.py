@@ -1,0 +1,140 @@
+"""The seq2seq example: it learns on a small budget, its greedy decoder agrees with teacher forcing, a resumed
+run ends where an uninterrupted one does; and the README's figure is drawn from real states."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import assert_close
+
+pytest.importorskip("optax")
+pytest.importorskip("orbax.checkpoint")
+pytest.importorskip("matplotlib")
+pytest.importorskip("tqdm")
+
+from jlstm.examples import seq2seq  # noqa: E402
+
+APIS = ["pure", "linen", "nnx"]
+SMALL = ["--length", "5", "--units", "64", "--batch", "64", "--lr", "1e-2", "--quiet", "--eval-size", "500"]
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    seq2seq.add_arguments(parser)
+    return parser.parse_args([*SMALL, *argv])
+
+
+def _needs(api: str) -> None:
+    if api != "pure":
+        pytest.importorskip(f"jlstm.{api}")
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_learns_to_reverse(api, tmp_path):
+    _needs(api)
+    summary = seq2seq.train(
+        _args("--api", api, "--steps", "160", "--eval-every", "160", "--out", str(tmp_path))
+    )
+    assert summary["steps"] == 160
+    assert summary["token_accuracy"] > 0.6  # chance is 0.1
+    assert (tmp_path / "loss.png").stat().st_size > 0
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["token_accuracy"] == summary["token_accuracy"]
+
+
+def test_resume_continues_the_same_run(tmp_path):
+    """20 steps, then --resume to 40, ends where 40 steps in one go end."""
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    common = ["--units", "16", "--eval-every", "1000", "--checkpoint-every", "1000", "--eval-size", "50"]
+    expected = seq2seq.train(_args(*common, "--steps", "40", "--out", str(whole)))
+    first = seq2seq.train(_args(*common, "--steps", "20", "--out", str(split)))
+    assert first["steps"] == 20 and os.path.isdir(first["checkpoint"])
+    resumed = seq2seq.train(_args(*common, "--steps", "40", "--out", str(split), "--resume"))
+    assert resumed["steps"] == 40
+    assert_close(resumed["final_loss"], expected["final_loss"], "float32_grad")
+    assert resumed["example"] == expected["example"]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_checkpoint_round_trip(api, tmp_path):
+    """Each API's parameter pytree, with its optax state, comes back from orbax unchanged."""
+    _needs(api)
+    import optax
+
+    model = seq2seq.MODELS[api](jax.random.key(0), 4)
+    optimizer = optax.adam(1e-3)
+    params = jax.tree.map(lambda p: p + 1, model.params)  # not the template's values
+    state = seq2seq.TrainState(params, optimizer.init(params), jnp.array(7, jnp.int32))
+    manager = seq2seq._checkpoint_manager(str(tmp_path))
+    seq2seq.save_checkpoint(manager, state, [3.0, 2.0])
+    template = seq2seq.TrainState(model.params, optimizer.init(model.params), jnp.zeros((), jnp.int32))
+    restored, losses = seq2seq.restore_checkpoint(manager, template)
+    manager.close()
+    assert losses == [3.0, 2.0]
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    for got, want in zip(jax.tree.leaves(restored), jax.tree.leaves(state)):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_greedy_decode_equals_teacher_forcing_on_its_own_output():
+    """Fed its own predictions, the scanned ``lstm_cell`` decoder and ``lstm(return_sequences=True)``
+    agree."""
+    params = seq2seq.init_seq2seq(jax.random.key(0), units=8)
+    source, _ = seq2seq.make_batch(jax.random.key(1), batch=3, length=6)
+    decoded = jax.jit(seq2seq.greedy_decode)(params, source)
+    logits = jax.jit(seq2seq.teacher_forced_logits)(params, source, decoded)
+    np.testing.assert_array_equal(np.asarray(jnp.argmax(logits, axis=-1)), np.asarray(decoded))
+
+
+@pytest.mark.parametrize("api", APIS[1:])
+def test_to_pure_matches_the_flax_models(api):
+    """``to_pure`` exposes the same weights: pure logits equal the module's logits."""
+    _needs(api)
+    source, target = seq2seq.make_batch(jax.random.key(1), batch=2, length=4)
+    model = seq2seq.MODELS[api](jax.random.key(0), 5)
+    expected = model.logits(model.params, source, target)
+    assert_close(seq2seq.teacher_forced_logits(model.to_pure(model.params), source, target), expected)
+
+
+def test_figure_trace_and_png(tmp_path):
+    """The picture's c_t is the c that lstm(return_state=True) returns after t steps; the PNG is written."""
+    pytest.importorskip("matplotlib")
+    import jlstm
+    from jlstm.examples import figure
+
+    params = jlstm.init_params(jax.random.key(3), input_dim=1, units=2)
+    inputs = jnp.array(figure.TUTORIAL_INPUT, jnp.float32).reshape(1, 3, 1)
+    for go_backwards in (False, True):
+        run = figure.trace(params, inputs, go_backwards=go_backwards)
+        for t in range(1, 4):
+            prefix = inputs[:, 3 - t :] if go_backwards else inputs[:, :t]
+            _, h, c = jlstm.lstm(params, prefix, return_state=True, go_backwards=go_backwards)
+            assert_close(run.h[t - 1], h[0])
+            assert_close(run.c[t - 1], c[0])
+    out = tmp_path / "figure.png"
+    assert figure.run(argparse.Namespace(out=str(out), seed=0)) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_command_line_needs_no_example_extras_until_run():
+    """Building ``python -m jlstm``'s parser (as ``demo`` does) imports none of the examples' extras."""
+    code = (
+        "import sys, jlstm.__main__ as m\n"
+        "try:\n    m.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "extras = {'optax', 'orbax', 'flax', 'matplotlib', 'tqdm'}\n"
+        "print(sorted(extras & {k.split('.')[0] for k in sys.modules}))"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
