@@ -6,9 +6,9 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from . import _validate
+from . import _remat, _validate
 from ._cell import Activation, _step
-from ._params import LSTMParams, LSTMState
+from ._params import LSTMParams, LSTMState, state_dtype
 
 
 def lstm(
@@ -24,6 +24,7 @@ def lstm(
     activation: Activation = jnp.tanh,
     recurrent_activation: Activation = jax.nn.sigmoid,
     unroll: int | bool = 1,
+    remat_chunk: Optional[int] = None,
 ) -> Any:
     r"""Runs an LSTM over a sequence, with the flags and results of ``keras.layers.LSTM``.
 
@@ -56,14 +57,27 @@ def lstm(
       bidirectional layers flip the backward outputs back, as
       :func:`bidirectional` does.
 
+    Dtypes: the matmuls read their operands in the params' dtype (``inputs``
+    are cast to it) and accumulate in the *state dtype*, which is float32 for
+    bfloat16 and float16 params and the params' dtype otherwise (float32,
+    float64). The gates, the carry ``(h, c)``, the output and the returned
+    state all have the state dtype, so rounding does not build up in ``c``
+    over long sequences and a returned state fed back as ``initial_state``
+    loses nothing. Cast the output yourself if you want 16 bits.
+
+    Warning:
+      Keras (``dtype="bfloat16"`` or a ``mixed_bfloat16`` policy) and PyTorch
+      autocast keep the state in 16 bits; jlstm's low-precision results are
+      closer to float32 than theirs.
+
     Warning:
       Keras's JAX backend differs from its TensorFlow backend when a row's
       leading steps are masked and ``initial_state`` is non-zero (it outputs
       ``h0`` there, not zeros). jlstm follows the TensorFlow backend.
 
     Args:
-      params: an :class:`LSTMParams`; its dtype is the compute dtype, and
-        inputs and states are cast to it.
+      params: an :class:`LSTMParams`; ``inputs`` are cast to its dtype, and
+        ``initial_state`` to the state dtype (see Dtypes above).
       inputs: ``(batch, time, input_dim)``, or ``(time, batch, input_dim)``
         when ``time_major``; floating. ``batch`` and ``time`` are at least 1.
       initial_state: ``(h0, c0)``, each ``(batch, units)``; zeros if None.
@@ -76,6 +90,11 @@ def lstm(
       activation: cell activation, ``tanh`` by default.
       recurrent_activation: gate activation, ``sigmoid`` by default.
       unroll: how many steps ``lax.scan`` unrolls per iteration (``True``: all).
+      remat_chunk: split the scan into chunks of this many steps and recompute
+        each chunk in the backward pass (``jax.checkpoint``): training memory
+        of order ``T / remat_chunk + remat_chunk`` steps instead of ``T``, for
+        one more forward pass; same results and gradients. ``T`` need not be a
+        multiple of it. About ``sqrt(T)`` is a good choice for long sequences.
 
     Returns:
       ``output`` if not ``return_state``, else ``(output, h, c)``.
@@ -123,6 +142,7 @@ def lstm(
         activation=activation,
         recurrent_activation=recurrent_activation,
         unroll=_validate.unroll(fn, unroll),
+        remat_chunk=_validate.optional_positive_int(fn, "remat_chunk", remat_chunk),
     )
 
 
@@ -136,6 +156,7 @@ def lstm(
         "activation",
         "recurrent_activation",
         "unroll",
+        "remat_chunk",
     ),
 )
 def _lstm(
@@ -151,17 +172,24 @@ def _lstm(
     activation: Activation,
     recurrent_activation: Activation,
     unroll: int | bool,
+    remat_chunk: Optional[int],
 ):
     xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)  # (T, B, I)
-    batch, units = xs.shape[1], params.units
+    batch, units, dtype = xs.shape[1], params.units, state_dtype(params.kernel.dtype)
     if initial_state is None:
-        zeros = jnp.zeros((batch, units), params.kernel.dtype)
+        zeros = jnp.zeros((batch, units), dtype)
         initial_state = LSTMState(zeros, zeros)
     ms = None if mask is None else (mask if time_major else mask.T)  # (T, B)
     if go_backwards:
         xs = xs[::-1]
         ms = None if ms is None else ms[::-1]
-    xs_proj = xs @ params.kernel + params.bias  # (T, B, 4H)
+    if ms is not None:
+        xs = jnp.where(ms[:, :, None], xs, 0)  # a NaN in a masked step stays out of the gradients
+
+    def project(xs):  # (T, B, I) -> (T, B, 4H)
+        return jnp.matmul(xs, params.kernel, preferred_element_type=dtype) + params.bias.astype(dtype)[None, None]
+
+    scan = functools.partial(_remat.scan, unroll=unroll, remat_chunk=remat_chunk)
 
     def step(state, x_proj):
         return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation)
@@ -171,7 +199,7 @@ def _lstm(
             state, y = step(state, x_proj)
             return state, (y if return_sequences else None)
 
-        state, ys = jax.lax.scan(body, initial_state, xs_proj, unroll=unroll)
+        state, ys = scan(body, initial_state, xs, prepare=project)
         last = state.h
     else:
         def body(carry, x_proj_and_mask):
@@ -183,8 +211,8 @@ def _lstm(
             y = jnp.where(keep, y, y_prev)
             return (state, y), (y if return_sequences else None)
 
-        y0 = jnp.zeros((batch, units), params.kernel.dtype)
-        (state, last), ys = jax.lax.scan(body, (initial_state, y0), (xs_proj, ms), unroll=unroll)
+        y0 = jnp.zeros((batch, units), dtype)
+        (state, last), ys = scan(body, (initial_state, y0), (xs, ms), prepare=lambda xm: (project(xm[0]), xm[1]))
 
     if return_sequences:
         output = ys if time_major else jnp.swapaxes(ys, 0, 1)

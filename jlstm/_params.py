@@ -45,6 +45,16 @@ class LSTMState(NamedTuple):
     c: jax.Array  # (batch, units)
 
 
+def state_dtype(dtype) -> np.dtype:
+    """The dtype of the carry and of the outputs for parameters of ``dtype``.
+
+    float32 for 16-bit floats (bfloat16, float16), so that rounding does not
+    accumulate in ``c`` over long sequences; ``dtype`` itself otherwise.
+    """
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4 else dtype
+
+
 def init_params(
         key: jax.Array,
         input_dim: int,
@@ -85,8 +95,9 @@ def init_params(
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"init_params: dtype must be a floating dtype, got {jnp.dtype(dtype)}")
     k_kernel, k_recurrent = jax.random.split(key)
-    kernel = jax.nn.initializers.glorot_uniform()(k_kernel, (input_dim, 4 * units), dtype)
-    recurrent_kernel = jax.nn.initializers.orthogonal()(k_recurrent, (units, 4 * units), dtype)
+    draw = state_dtype(dtype)  # 16-bit floats are drawn in float32: LAPACK has no 16-bit QR
+    kernel = jax.nn.initializers.glorot_uniform()(k_kernel, (input_dim, 4 * units), draw).astype(dtype)
+    recurrent_kernel = jax.nn.initializers.orthogonal()(k_recurrent, (units, 4 * units), draw).astype(dtype)
     bias = jnp.zeros((4 * units,), dtype)
     if unit_forget_bias:
         bias = bias.at[units : 2 * units].set(1)
