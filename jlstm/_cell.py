@@ -59,6 +59,8 @@ def lstm_cell(
     dtype = state_dtype(params.kernel.dtype)
     x_proj = jnp.matmul(x.astype(params.kernel.dtype), params.kernel, preferred_element_type=dtype)
     x_proj = x_proj + params.bias.astype(dtype)[None]
+    activation = _validate.function("lstm_cell", "activation", activation)
+    recurrent_activation = _validate.function("lstm_cell", "recurrent_activation", recurrent_activation)
     return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation)
 
 

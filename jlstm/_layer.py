@@ -101,8 +101,10 @@ def lstm(
 
     Raises:
       ValueError: a shape disagrees with the others (the message names the
-        argument, the expected and the received shape).
-      TypeError: a non-array argument, or a non-floating ``inputs`` or state.
+        argument, the expected and the received shape); an empty batch or
+        sequence (``batch`` or ``time`` 0), on which Keras fails too.
+      TypeError: a non-array argument, a non-floating ``inputs`` or state, a
+        flag that is not a Python bool, an activation that is not callable.
 
     Example:
       The classic Keras tutorial, ``LSTM(1)`` on ``[0.1, 0.2, 0.3]``:
@@ -118,6 +120,7 @@ def lstm(
     """
     fn = "lstm"
     params = _validate.params(fn, params)
+    time_major = _validate.flag(fn, "time_major", time_major)
     names = ("time", "batch", "input_dim") if time_major else ("batch", "time", "input_dim")
     inputs = _validate.array(fn, "inputs", inputs, (None, None, params.input_dim), names)
     time_axis, batch_axis = (0, 1) if time_major else (1, 0)
@@ -135,12 +138,12 @@ def lstm(
         inputs.astype(params.kernel.dtype),
         initial_state,
         mask,
-        return_sequences=bool(return_sequences),
-        return_state=bool(return_state),
-        go_backwards=bool(go_backwards),
-        time_major=bool(time_major),
-        activation=activation,
-        recurrent_activation=recurrent_activation,
+        return_sequences=_validate.flag(fn, "return_sequences", return_sequences),
+        return_state=_validate.flag(fn, "return_state", return_state),
+        go_backwards=_validate.flag(fn, "go_backwards", go_backwards),
+        time_major=time_major,
+        activation=_validate.function(fn, "activation", activation),
+        recurrent_activation=_validate.function(fn, "recurrent_activation", recurrent_activation),
         unroll=_validate.unroll(fn, unroll),
         remat_chunk=_validate.optional_positive_int(fn, "remat_chunk", remat_chunk),
     )

@@ -114,3 +114,17 @@ def optional_positive_int(fn: str, name: str, value: Any) -> Optional[int]:
     if value < 1:
         raise ValueError(f"{fn}: {name} must be a positive int or None, got {value!r}")
     return int(value)
+
+
+def flag(fn: str, name: str, value: Any) -> bool:
+    """A static Python flag: a bool (or 0/1), never an array, which could be traced."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{fn}: {name} must be a Python bool (a static flag), got {value!r:.60}")
+
+
+def function(fn: str, name: str, value: Any) -> Any:
+    """An activation: any callable on arrays, such as ``jnp.tanh`` (Keras's string names are not accepted)."""
+    if not callable(value):
+        raise TypeError(f"{fn}: {name} must be a callable such as jnp.tanh or jax.nn.sigmoid, got {value!r:.60}")
+    return value
