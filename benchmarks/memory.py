@@ -58,7 +58,9 @@ def measure(time: int, batch: int, input_dim: int, units: int, chunk: int | None
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--time", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--input-dim", type=int, default=16)
@@ -78,9 +80,10 @@ def main(argv=None) -> None:
                "--input-dim", str(args.input_dim), "--units", str(args.units)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
-    print(f"value_and_grad of an MSE loss on lstm(params, x), x of shape (batch={args.batch}, time={args.time}, "
-          f"input_dim={args.input_dim}), units={args.units}, float32\n")
-    print("| remat_chunk | XLA temp buffers (MiB) | arguments + outputs (MiB) | RSS growth during the step (MiB) |")
+    print(f"value_and_grad of an MSE loss on lstm(params, x), x of shape (batch={args.batch}, "
+          f"time={args.time}, input_dim={args.input_dim}), units={args.units}, float32\n")
+    print("| remat_chunk | XLA temp buffers (MiB) | arguments + outputs (MiB) "
+          "| RSS growth during the step (MiB) |")
     print("| --- | ---: | ---: | ---: |")
     for r in rows:
         name = "None (plain scan)" if r["chunk"] is None else str(r["chunk"])

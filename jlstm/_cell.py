@@ -1,11 +1,11 @@
 """One LSTM step as a pure function."""
 
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
 
-from . import _validate
+from . import _dropout, _validate
 from ._params import LSTMParams, LSTMState, state_dtype
 
 Activation = Callable[[jax.Array], jax.Array]
@@ -70,15 +70,22 @@ def _step(
     recurrent_kernel: jax.Array,
     activation: Activation,
     recurrent_activation: Activation,
+    recurrent_mask: Optional[jax.Array] = None,
 ) -> tuple[LSTMState, jax.Array]:
     """The cell given its input projection ``x @ kernel + bias`` (batch, 4 * units).
 
+    ``recurrent_mask`` (4, batch, units): Keras's per-gate recurrent dropout on ``h``.
     The carry and ``x_proj`` have the state dtype; ``h`` enters the matmul in
     the weights' dtype, which accumulates in the state dtype.
     """
     h, c = state
-    hr = jnp.matmul(h.astype(recurrent_kernel.dtype), recurrent_kernel, preferred_element_type=x_proj.dtype)
-    z = x_proj + hr
+    if recurrent_mask is None:
+        hr = jnp.matmul(
+            h.astype(recurrent_kernel.dtype), recurrent_kernel, preferred_element_type=x_proj.dtype
+        )
+    else:
+        hr = _dropout.recurrent_projection(h.astype(recurrent_kernel.dtype), recurrent_mask, recurrent_kernel)
+    z = x_proj + hr.astype(x_proj.dtype)
     i, f, g, o = jnp.split(z, 4, axis=-1)
     c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
     h = recurrent_activation(o) * activation(c)

@@ -6,7 +6,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from . import _remat, _validate
+from . import _dropout, _remat, _validate
 from ._cell import Activation, _step
 from ._params import LSTMParams, LSTMState, state_dtype
 
@@ -24,6 +24,10 @@ def lstm(
     activation: Activation = jnp.tanh,
     recurrent_activation: Activation = jax.nn.sigmoid,
     unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    key: Optional[jax.Array] = None,
     remat_chunk: Optional[int] = None,
 ) -> Any:
     r"""Runs an LSTM over a sequence, with the flags and results of ``keras.layers.LSTM``.
@@ -70,6 +74,20 @@ def lstm(
       autocast keep the state in 16 bits; jlstm's low-precision results are
       closer to float32 than theirs.
 
+    Dropout (Keras's ``dropout`` / ``recurrent_dropout``), only when
+    ``training``: masks are drawn from ``key`` once per call, one per sequence
+    (batch row) and reused at every time step, with inverted scaling (kept
+    values are multiplied by ``1 / (1 - rate)``). With ``recurrent_dropout == 0``
+    one mask ``(batch, input_dim)`` multiplies ``x`` for all four gates; with
+    ``recurrent_dropout > 0`` each gate (i, f, c, o) has its own input mask and
+    its own mask ``(batch, units)`` on ``h``, as Keras's implementation 1 does.
+    Not training, or both rates 0, is exactly the plain LSTM.
+
+    Warning:
+      PyTorch's ``nn.LSTM(dropout=p)`` is something else: ordinary dropout on the
+      outputs between stacked layers (:func:`stacked_lstm`'s
+      ``inter_layer_dropout``). Keras ignores a rate of exactly 1; jlstm rejects it.
+
     Warning:
       Keras's JAX backend differs from its TensorFlow backend when a row's
       leading steps are masked and ``initial_state`` is non-zero (it outputs
@@ -90,6 +108,10 @@ def lstm(
       activation: cell activation, ``tanh`` by default.
       recurrent_activation: gate activation, ``sigmoid`` by default.
       unroll: how many steps ``lax.scan`` unrolls per iteration (``True``: all).
+      dropout: fraction of the inputs dropped, in ``[0, 1)``.
+      recurrent_dropout: fraction of ``h`` dropped in the recurrence, in ``[0, 1)``.
+      training: apply dropout; when False (the default) the rates are ignored.
+      key: a ``jax.random`` key, required when training with a rate above 0.
       remat_chunk: split the scan into chunks of this many steps and recompute
         each chunk in the backward pass (``jax.checkpoint``): training memory
         of order ``T / remat_chunk + remat_chunk`` steps instead of ``T``, for
@@ -102,7 +124,8 @@ def lstm(
     Raises:
       ValueError: a shape disagrees with the others (the message names the
         argument, the expected and the received shape); an empty batch or
-        sequence (``batch`` or ``time`` 0), on which Keras fails too.
+        sequence (``batch`` or ``time`` 0), on which Keras fails too; a
+        dropout rate outside ``[0, 1)``; training with dropout and no ``key``.
       TypeError: a non-array argument, a non-floating ``inputs`` or state, a
         flag that is not a Python bool, an activation that is not callable.
 
@@ -133,11 +156,13 @@ def lstm(
         initial_state = _validate.state(fn, "initial_state", initial_state, batch, params)
     if mask is not None:
         mask = _validate.mask(fn, mask, inputs.shape[:2], time_major)
+    with_dropout = _dropout.check(fn, dropout, recurrent_dropout, training, key)
     return _lstm(
         params,
         inputs.astype(params.kernel.dtype),
         initial_state,
         mask,
+        key if with_dropout else None,
         return_sequences=_validate.flag(fn, "return_sequences", return_sequences),
         return_state=_validate.flag(fn, "return_state", return_state),
         go_backwards=_validate.flag(fn, "go_backwards", go_backwards),
@@ -146,6 +171,8 @@ def lstm(
         recurrent_activation=_validate.function(fn, "recurrent_activation", recurrent_activation),
         unroll=_validate.unroll(fn, unroll),
         remat_chunk=_validate.optional_positive_int(fn, "remat_chunk", remat_chunk),
+        dropout=float(dropout) if with_dropout else 0.0,
+        recurrent_dropout=float(recurrent_dropout) if with_dropout else 0.0,
     )
 
 
@@ -160,6 +187,8 @@ def lstm(
         "recurrent_activation",
         "unroll",
         "remat_chunk",
+        "dropout",
+        "recurrent_dropout",
     ),
 )
 def _lstm(
@@ -167,6 +196,7 @@ def _lstm(
     inputs: jax.Array,
     initial_state: Optional[LSTMState],
     mask: Optional[jax.Array],
+    key: Optional[jax.Array],
     *,
     return_sequences: bool,
     return_state: bool,
@@ -176,6 +206,8 @@ def _lstm(
     recurrent_activation: Activation,
     unroll: int | bool,
     remat_chunk: Optional[int],
+    dropout: float,
+    recurrent_dropout: float,
 ):
     xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)  # (T, B, I)
     batch, units, dtype = xs.shape[1], params.units, state_dtype(params.kernel.dtype)
@@ -188,14 +220,22 @@ def _lstm(
         ms = None if ms is None else ms[::-1]
     if ms is not None:
         xs = jnp.where(ms[:, :, None], xs, 0)  # a NaN in a masked step stays out of the gradients
+    input_mask = recurrent_mask = None
+    if key is not None:
+        input_mask, recurrent_mask = _dropout.masks(
+            key, batch, xs.shape[2], units, dropout, recurrent_dropout, params.kernel.dtype
+        )
 
     def project(xs):  # (T, B, I) -> (T, B, 4H)
-        return jnp.matmul(xs, params.kernel, preferred_element_type=dtype) + params.bias.astype(dtype)[None, None]
+        if input_mask is not None:
+            return _dropout.input_projection(xs, input_mask, params).astype(dtype)
+        xs_proj = jnp.matmul(xs, params.kernel, preferred_element_type=dtype)
+        return xs_proj + params.bias.astype(dtype)[None, None]
 
     scan = functools.partial(_remat.scan, unroll=unroll, remat_chunk=remat_chunk)
 
     def step(state, x_proj):
-        return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation)
+        return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation, recurrent_mask)
 
     if ms is None:
         def body(state, x_proj):
@@ -215,7 +255,8 @@ def _lstm(
             return (state, y), (y if return_sequences else None)
 
         y0 = jnp.zeros((batch, units), dtype)
-        (state, last), ys = scan(body, (initial_state, y0), (xs, ms), prepare=lambda xm: (project(xm[0]), xm[1]))
+        prepare = lambda x_and_mask: (project(x_and_mask[0]), x_and_mask[1])  # noqa: E731
+        (state, last), ys = scan(body, (initial_state, y0), (xs, ms), prepare=prepare)
 
     if return_sequences:
         output = ys if time_major else jnp.swapaxes(ys, 0, 1)

@@ -49,26 +49,32 @@ def array(
     return value
 
 
-def params(fn: str, value: Any) -> LSTMParams:
-    """Checks that kernel, recurrent_kernel and bias agree on units and dtype."""
+def params(fn: str, value: Any, name: str = "params") -> LSTMParams:
+    """Checks that kernel, recurrent_kernel and bias agree on units and dtype.
+
+    ``name`` is the argument's name; fields are then reported as ``name.kernel``
+    (plain ``kernel`` for the default ``params``).
+    """
     if not isinstance(value, tuple) or len(value) != 3:
         raise TypeError(
-            f"{fn}: params must be an LSTMParams(kernel, recurrent_kernel, bias), "
+            f"{fn}: {name} must be an LSTMParams(kernel, recurrent_kernel, bias), "
             f"got {type(value).__name__}"
         )
-    kernel, recurrent_kernel, bias = (as_array(fn, n, v) for n, v in zip(LSTMParams._fields, value))
+    prefix = "" if name == "params" else f"{name}."
+    fields = [prefix + n for n in LSTMParams._fields]
+    kernel, recurrent_kernel, bias = (as_array(fn, n, v) for n, v in zip(fields, value))
     if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
         raise ValueError(
-            f"{fn}: recurrent_kernel must have shape (units, 4 * units), "
+            f"{fn}: {fields[1]} must have shape (units, 4 * units), "
             f"got {tuple(recurrent_kernel.shape)}"
         )
     units = recurrent_kernel.shape[0]
-    array(fn, "kernel", kernel, (None, 4 * units), ("input_dim", "4 * units"))
-    array(fn, "bias", bias, (4 * units,), ("4 * units",))
-    dtypes = {n: v.dtype for n, v in zip(LSTMParams._fields, (kernel, recurrent_kernel, bias))}
+    array(fn, fields[0], kernel, (None, 4 * units), ("input_dim", "4 * units"))
+    array(fn, fields[2], bias, (4 * units,), ("4 * units",))
+    dtypes = {n: v.dtype for n, v in zip(fields, (kernel, recurrent_kernel, bias))}
     if len(set(dtypes.values())) != 1 or not jnp.issubdtype(kernel.dtype, jnp.floating):
         listed = ", ".join(f"{n}={d}" for n, d in dtypes.items())
-        raise TypeError(f"{fn}: kernel, recurrent_kernel and bias must share one floating dtype, got {listed}")
+        raise TypeError(f"{fn}: {', '.join(fields[:2])} and {fields[2]} must share one floating dtype, got {listed}")
     return LSTMParams(kernel, recurrent_kernel, bias)
 
 
@@ -126,5 +132,5 @@ def flag(fn: str, name: str, value: Any) -> bool:
 def function(fn: str, name: str, value: Any) -> Any:
     """An activation: any callable on arrays, such as ``jnp.tanh`` (Keras's string names are not accepted)."""
     if not callable(value):
-        raise TypeError(f"{fn}: {name} must be a callable such as jnp.tanh or jax.nn.sigmoid, got {value!r:.60}")
+        raise TypeError(f"{fn}: {name} must be a callable such as jnp.tanh, got {value!r:.60}")
     return value

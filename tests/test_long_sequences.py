@@ -27,7 +27,7 @@ def test_streaming_100k_steps_in_chunks_equals_one_call():
 
 
 def test_streaming_with_a_mask_carries_the_state():
-    """With masks the state streams exactly; the outputs of a chunk's leading masked steps are zeros (Keras)."""
+    """With masks the state streams exactly (a chunk's leading masked steps output zeros, as in Keras)."""
     params = jlstm.init_params(jax.random.key(0), 3, 4)
     time, chunk = 6_000, 1_000
     x = jax.random.normal(jax.random.key(1), (2, time, 3))
@@ -81,7 +81,7 @@ def test_remat_chunk_gives_the_same_values_and_gradients(flags, masked, remat_ch
 
 
 def test_remat_chunk_recomputes_instead_of_storing():
-    """The compiled training step keeps far fewer temporary bytes (benchmarks/memory.py measures T = 10,000)."""
+    """The compiled training step keeps far fewer temporary bytes (benchmarks/memory.py: T = 10,000)."""
     params = jlstm.init_params(jax.random.key(0), 4, 32)
     x = jnp.zeros((4, 1_000, 4))
 

@@ -145,7 +145,8 @@ def test_saturating_inputs_give_finite_outputs_and_gradients(masked):
     m = jnp.asarray(mask) if masked else None
 
     def loss(params, x):
-        seq, h, c = jlstm.lstm(params, x, initial_state=state, mask=m, return_sequences=True, return_state=True)
+        seq, h, c = jlstm.lstm(params, x, initial_state=state, mask=m, return_sequences=True,
+                               return_state=True)
         return jnp.sum(seq**2) + jnp.sum(c)
 
     value, (gp, gx) = jax.value_and_grad(loss, argnums=(0, 1))(params, x)

@@ -1,0 +1,199 @@
+"""A bidirectional LSTM as ``keras.layers.Bidirectional(LSTM(...))``: two calls to :func:`lstm`."""
+
+import functools
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from . import _dropout, _validate
+from ._cell import Activation
+from ._layer import lstm
+from ._params import LSTMParams
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def bidirectional(
+    forward_params: LSTMParams,
+    backward_params: LSTMParams,
+    inputs: jax.Array,
+    *,
+    merge_mode: Optional[str] = "concat",
+    initial_state: Optional[Sequence[jax.Array]] = None,
+    mask: Optional[jax.Array] = None,
+    return_sequences: bool = False,
+    return_state: bool = False,
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    key: Optional[jax.Array] = None,
+) -> Any:
+    r"""Runs a forward and a backward LSTM over a sequence and merges them, as Keras's ``Bidirectional``.
+
+    The forward direction is ``lstm(forward_params, inputs)``, the backward one
+    ``lstm(backward_params, inputs, go_backwards=True)``. With
+    ``return_sequences`` the backward sequence is flipped back to input time
+    order, so that step ``t`` of both directions lines up, before merging:
+
+    ==============  ==========================================  ==================
+    ``merge_mode``  output                                      last axis
+    ==============  ==========================================  ==================
+    ``"concat"``    ``concatenate([y_fwd, y_bwd], axis=-1)``    ``H_fwd + H_bwd``
+    ``"sum"``       ``y_fwd + y_bwd``                           ``H``
+    ``"mul"``       ``y_fwd * y_bwd``                           ``H``
+    ``"ave"``       ``(y_fwd + y_bwd) / 2``                     ``H``
+    ``None``        the pair ``(y_fwd, y_bwd)``, unmerged       ``H``
+    ==============  ==========================================  ==================
+
+    Without ``return_sequences`` the merged outputs are the forward direction's
+    last step (``h`` after ``x_T``) and the backward direction's (``h`` after
+    ``x_1``).
+
+    Masks: each direction skips masked steps as :func:`lstm` does. With
+    ``return_sequences``, masked steps output 0 in both directions (Keras sets
+    ``zero_output_for_mask`` inside ``Bidirectional``), while the states are
+    carried over them.
+
+    Warning:
+      The backward direction's sequence is in input time order here, as in
+      Keras's ``Bidirectional`` and PyTorch's ``bidirectional=True``, unlike
+      ``lstm(..., go_backwards=True)`` alone, which returns it reversed.
+      PyTorch always concatenates; Keras's default is also ``"concat"``.
+
+    Args:
+      forward_params: :class:`LSTMParams` of the forward direction.
+      backward_params: :class:`LSTMParams` of the backward direction, with the
+        same ``input_dim`` (and the same ``units`` unless ``merge_mode`` is
+        ``"concat"`` or None).
+      inputs: ``(batch, time, input_dim)`` (``(time, batch, input_dim)`` if
+        ``time_major``), floating.
+      merge_mode: ``"concat"``, ``"sum"``, ``"mul"``, ``"ave"`` or None.
+      initial_state: ``(h_fwd, c_fwd, h_bwd, c_bwd)``, each ``(batch, units)``,
+        Keras's order; zeros if None.
+      mask: ``(batch, time)`` (``(time, batch)`` if ``time_major``), True for the
+        steps to process.
+      return_sequences: return every step, not only the last.
+      return_state: also return the final states of both directions.
+      time_major, activation, recurrent_activation, unroll: as in :func:`lstm`.
+      dropout, recurrent_dropout, training: as in :func:`lstm`, for each
+        direction.
+      key: a ``jax.random`` key, split in two, one half per direction; needed
+        only when training with dropout.
+
+    Returns:
+      ``output``; with ``return_state`` ``(output, h_fwd, c_fwd, h_bwd, c_bwd)``.
+      With ``merge_mode=None`` the output is the pair ``(y_fwd, y_bwd)`` and,
+      with ``return_state``, the whole result is flat as in Keras:
+      ``(y_fwd, y_bwd, h_fwd, c_fwd, h_bwd, c_bwd)``.
+
+    Raises:
+      ValueError: an unknown ``merge_mode``, or shapes that disagree.
+      TypeError: a malformed ``initial_state`` or a non-array argument.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jlstm
+      >>> k_fwd, k_bwd = jax.random.split(jax.random.key(0))
+      >>> fwd, bwd = jlstm.init_params(k_fwd, 3, 4), jlstm.init_params(k_bwd, 3, 4)
+      >>> x = jnp.ones((2, 5, 3))
+      >>> jlstm.bidirectional(fwd, bwd, x, return_sequences=True).shape
+      (2, 5, 8)
+      >>> y, h_fwd, c_fwd, h_bwd, c_bwd = jlstm.bidirectional(fwd, bwd, x, merge_mode="sum", return_state=True)
+      >>> y.shape, bool(jnp.allclose(y, h_fwd + h_bwd))
+      ((2, 4), True)
+    """
+    fn = "bidirectional"
+    if not (merge_mode is None or (isinstance(merge_mode, str) and merge_mode in MERGE_MODES)):
+        raise ValueError(f"{fn}: merge_mode must be one of 'concat', 'sum', 'mul', 'ave' or None, got {merge_mode!r}")
+    forward_params = _validate.params(fn, forward_params, "forward_params")
+    backward_params = _validate.params(fn, backward_params, "backward_params")
+    input_dim = forward_params.input_dim
+    if backward_params.input_dim != input_dim:
+        raise ValueError(
+            f"{fn}: backward_params.kernel must have shape ({input_dim}, 4 * units) like forward_params.kernel, "
+            f"got {tuple(backward_params.kernel.shape)}"
+        )
+    if merge_mode in ("sum", "mul", "ave") and backward_params.units != forward_params.units:
+        raise ValueError(
+            f"{fn}: merge_mode={merge_mode!r} needs both directions to have the same units, "
+            f"got {forward_params.units} (forward) and {backward_params.units} (backward)"
+        )
+    names = ("time", "batch", "input_dim") if time_major else ("batch", "time", "input_dim")
+    inputs = _validate.array(fn, "inputs", inputs, (None, None, input_dim), names)
+    batch = inputs.shape[1 if time_major else 0]
+    forward_state = backward_state = None
+    if initial_state is not None:
+        if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 4:
+            got = f"length {len(initial_state)}" if isinstance(initial_state, (tuple, list)) else type(initial_state).__name__
+            raise TypeError(f"{fn}: initial_state must be (h_fwd, c_fwd, h_bwd, c_bwd), got {got}")
+        for i, (label, value, p) in enumerate(
+            zip(("h_fwd", "c_fwd", "h_bwd", "c_bwd"), initial_state, (forward_params, forward_params, backward_params, backward_params))
+        ):
+            _validate.array(fn, f"initial_state[{i}] ({label})", value, (batch, p.units), ("batch", "units"))
+        forward_state, backward_state = tuple(initial_state[:2]), tuple(initial_state[2:])
+    if mask is not None:
+        mask = _validate.mask(fn, mask, tuple(inputs.shape[:2]), time_major)
+    forward_key = backward_key = None
+    if _dropout.check(fn, dropout, recurrent_dropout, training, key):
+        forward_key, backward_key = jax.random.split(key)
+
+    common = dict(
+        mask=mask,
+        return_sequences=return_sequences,
+        return_state=True,
+        time_major=time_major,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        unroll=unroll,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        training=training,
+    )
+    y_fwd, h_fwd, c_fwd = lstm(forward_params, inputs, initial_state=forward_state, key=forward_key, **common)
+    y_bwd, h_bwd, c_bwd = lstm(
+        backward_params, inputs, initial_state=backward_state, go_backwards=True, key=backward_key, **common
+    )
+    output = _merge(
+        y_fwd,
+        y_bwd,
+        mask,
+        merge_mode=merge_mode,
+        return_sequences=bool(return_sequences),
+        time_major=bool(time_major),
+    )
+    if not return_state:
+        return output
+    if merge_mode is None:
+        return (*output, h_fwd, c_fwd, h_bwd, c_bwd)
+    return output, h_fwd, c_fwd, h_bwd, c_bwd
+
+
+@functools.partial(jax.jit, static_argnames=("merge_mode", "return_sequences", "time_major"))
+def _merge(
+    y_fwd: jax.Array,
+    y_bwd: jax.Array,
+    mask: Optional[jax.Array],
+    *,
+    merge_mode: Optional[str],
+    return_sequences: bool,
+    time_major: bool,
+) -> Any:
+    if return_sequences:
+        y_bwd = jnp.flip(y_bwd, axis=0 if time_major else 1)
+        if mask is not None:
+            keep = mask[..., None]
+            y_fwd = jnp.where(keep, y_fwd, jnp.zeros_like(y_fwd))
+            y_bwd = jnp.where(keep, y_bwd, jnp.zeros_like(y_bwd))
+    if merge_mode == "concat":
+        return jnp.concatenate([y_fwd, y_bwd], axis=-1)
+    if merge_mode == "sum":
+        return y_fwd + y_bwd
+    if merge_mode == "mul":
+        return y_fwd * y_bwd
+    if merge_mode == "ave":
+        return (y_fwd + y_bwd) / 2
+    return y_fwd, y_bwd

@@ -1,0 +1,78 @@
+"""Keras's LSTM dropout: masks drawn once per sequence and reused at every step."""
+
+import math
+import numbers
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+
+from ._params import LSTMParams
+
+
+def check(fn: str, dropout: Any, recurrent_dropout: Any, training: Any, key: Any) -> bool:
+    """Validates the dropout arguments; True when dropout is to be applied."""
+    for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+            raise TypeError(f"{fn}: {name} must be a float in [0, 1), got {type(rate).__name__}")
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{fn}: {name} must be a float in [0, 1), got {rate!r}")
+    active = bool(training) and (dropout > 0 or recurrent_dropout > 0)
+    if active and key is None:
+        raise ValueError(
+            f"{fn}: training with dropout={dropout!r}, recurrent_dropout={recurrent_dropout!r} needs a PRNG key, "
+            "got key=None (pass key=jax.random.key(...))"
+        )
+    if active and not (hasattr(key, "shape") and hasattr(key, "dtype")):
+        raise TypeError(f"{fn}: key must be a jax.random key, got {type(key).__name__}")
+    return active
+
+
+def inverted_mask(key: jax.Array, rate: float, shape: tuple[int, ...], dtype) -> jax.Array:
+    """0 with probability ``rate``, else ``1 / (1 - rate)``: the expected value is 1."""
+    keep = jax.random.bernoulli(key, 1.0 - rate, shape)
+    return jnp.where(keep, jnp.asarray(1.0 / (1.0 - rate), dtype), jnp.zeros((), dtype))
+
+
+def masks(
+    key: jax.Array, batch: int, input_dim: int, units: int, dropout: float, recurrent_dropout: float, dtype
+) -> tuple[Optional[jax.Array], Optional[jax.Array]]:
+    """Keras 3's masks for one LSTM layer and one call, ``(input_mask, recurrent_mask)``.
+
+    With ``recurrent_dropout == 0`` (Keras's implementation 2) one input mask
+    ``(batch, input_dim)`` is shared by the four gates. With
+    ``recurrent_dropout > 0`` Keras switches to implementation 1: four
+    independent masks per gate (i, f, c, o), ``(4, batch, input_dim)`` for the
+    input and ``(4, batch, units)`` for ``h``. A mask is None when its rate is 0.
+    Both come from one uniform draw (one random-bits program to compile).
+    """
+    gates = () if recurrent_dropout == 0 else (4,)
+    wanted = [((*gates, batch, input_dim), dropout), ((4, batch, units), recurrent_dropout)]
+    sizes = [math.prod(shape) if rate > 0 else 0 for shape, rate in wanted]
+    uniform = jax.random.uniform(key, (sum(sizes),))
+    out, start = [], 0
+    for (shape, rate), size in zip(wanted, sizes):
+        if size == 0:
+            out.append(None)
+            continue
+        keep = uniform[start : start + size].reshape(shape) < 1.0 - rate
+        out.append(jnp.where(keep, jnp.asarray(1.0 / (1.0 - rate), dtype), jnp.zeros((), dtype)))
+        start += size
+    return out[0], out[1]
+
+
+def input_projection(xs: jax.Array, input_mask: jax.Array, params: LSTMParams) -> jax.Array:
+    """``(xs * mask) @ kernel + bias`` for all steps, (T, B, I) -> (T, B, 4H); per gate if the mask is."""
+    if input_mask.ndim == 2:  # (B, I), shared by the gates
+        return (xs * input_mask[None]) @ params.kernel + params.bias[None, None, :]
+    time, batch, input_dim = xs.shape
+    kernel = params.kernel.reshape(input_dim, 4, params.units)
+    z = jnp.einsum("tgbi,igh->tbgh", xs[:, None] * input_mask[None], kernel)
+    return z.reshape(time, batch, 4 * params.units) + params.bias[None, None, :]
+
+
+def recurrent_projection(h: jax.Array, recurrent_mask: jax.Array, recurrent_kernel: jax.Array) -> jax.Array:
+    """``(h * mask_g) @ recurrent_kernel_g`` for each gate g, (B, H) -> (B, 4H)."""
+    units = h.shape[-1]
+    z = jnp.einsum("gbh,hgk->bgk", h[None] * recurrent_mask, recurrent_kernel.reshape(units, 4, units))
+    return z.reshape(h.shape[0], 4 * units)

@@ -1,0 +1,248 @@
+"""Stacked LSTMs, PyTorch's ``num_layers``: each layer's sequence is the next layer's input."""
+
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from . import _dropout, _validate
+from ._bidirectional import bidirectional as _bidirectional
+from ._cell import Activation
+from ._layer import lstm
+from ._params import LSTMParams, init_params
+
+
+def stacked_lstm(
+    params_list: Sequence[LSTMParams],
+    inputs: jax.Array,
+    *,
+    bidirectional: bool = False,
+    merge_mode: str = "concat",
+    initial_state: Optional[tuple[jax.Array, jax.Array]] = None,
+    mask: Optional[jax.Array] = None,
+    return_sequences: bool = False,
+    return_state: bool = False,
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    inter_layer_dropout: float = 0.0,
+    training: bool = False,
+    key: Optional[jax.Array] = None,
+) -> Any:
+    r"""Runs ``num_layers`` LSTMs (or bidirectional LSTMs) one on top of the other.
+
+    Layer ``l + 1`` reads the full output sequence of layer ``l``, as Keras
+    layers stacked with ``return_sequences=True`` and PyTorch's
+    ``nn.LSTM(num_layers=L)`` do; the flags (``return_sequences``,
+    ``return_state``) apply to the last layer. The mask is passed to every
+    layer, as Keras propagates it. Each layer is one call to :func:`lstm`
+    (or :func:`bidirectional`), with the same ``activation``, dropout, ... .
+
+    ``params_list`` is flat, one :class:`LSTMParams` per layer and direction,
+    in PyTorch's order: ``[l0, l1, ...]``, or ``[l0_fwd, l0_bwd, l1_fwd,
+    l1_bwd, ...]`` when ``bidirectional``. All layers have the same ``units``.
+    :func:`init_stacked_params` draws such a list.
+
+    States follow PyTorch's ``h_n`` / ``c_n``: ``initial_state`` is ``(h0, c0)``
+    and ``return_state`` returns ``(output, h, c)``, each state
+    ``(num_layers * num_directions, batch, units)``, row ``l * num_directions + d``
+    for layer ``l`` and direction ``d`` (0 forward, 1 backward), the order of
+    ``params_list``.
+
+    Warning:
+      Keras has no single stacked layer: a Keras model returns one state list
+      per layer (``[h, c]``, or ``[h_fwd, c_fwd, h_bwd, c_bwd]`` for
+      ``Bidirectional``); here they are stacked, PyTorch's way. ``dropout`` and
+      ``recurrent_dropout`` are Keras's, inside every layer; PyTorch's
+      ``nn.LSTM(dropout=p)`` is ``inter_layer_dropout``: ordinary (inverted)
+      dropout on each element of every layer's output sequence except the
+      last layer's, drawn anew at every step.
+
+    Args:
+      params_list: a list of :class:`LSTMParams` as above. Layer 0 has
+        ``input_dim`` features; later layers have ``units`` or, when
+        bidirectional with ``merge_mode="concat"``, ``2 * units``.
+      inputs: ``(batch, time, input_dim)`` (``(time, batch, input_dim)`` if
+        ``time_major``), floating.
+      bidirectional: every layer is a :func:`bidirectional` LSTM.
+      merge_mode: how each bidirectional layer merges its two directions:
+        ``"concat"``, ``"sum"``, ``"mul"`` or ``"ave"``.
+      initial_state: ``(h0, c0)``, each ``(num_layers * num_directions, batch, units)``;
+        zeros if None.
+      mask: ``(batch, time)`` (``(time, batch)`` if ``time_major``), True for the
+        steps to process; used by every layer.
+      return_sequences: the last layer returns every step.
+      return_state: also return the final states of all layers.
+      time_major, activation, recurrent_activation, unroll: as in :func:`lstm`.
+      dropout, recurrent_dropout: Keras's dropout inside each layer, as in
+        :func:`lstm`.
+      inter_layer_dropout: PyTorch's ``dropout``, in ``[0, 1)``, see the warning.
+      training: apply the dropouts; when False the rates are ignored.
+      key: a ``jax.random`` key, split per layer; needed only when training with
+        a rate above 0.
+
+    Returns:
+      ``output`` (the last layer's), or ``(output, h, c)`` with ``return_state``.
+
+    Raises:
+      ValueError: a shape disagrees, ``params_list`` has the wrong length or
+        widths, or ``merge_mode`` is unknown (None is not allowed here).
+      TypeError: ``params_list`` is not a list of :class:`LSTMParams`.
+
+    Example:
+      PyTorch's ``nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)``:
+
+      >>> import jax, jax.numpy as jnp, jlstm
+      >>> params = jlstm.init_stacked_params(jax.random.key(0), 3, 4, num_layers=2, bidirectional=True)
+      >>> len(params), params[2].kernel.shape
+      (4, (8, 16))
+      >>> y, h, c = jlstm.stacked_lstm(params, jnp.ones((2, 5, 3)), bidirectional=True,
+      ...                              return_sequences=True, return_state=True)
+      >>> y.shape, h.shape, c.shape
+      ((2, 5, 8), (4, 2, 4), (4, 2, 4))
+    """
+    fn = "stacked_lstm"
+    if isinstance(params_list, LSTMParams) or not isinstance(params_list, (list, tuple)):
+        got = "a single LSTMParams (wrap it in a list)" if isinstance(params_list, LSTMParams) else type(params_list).__name__
+        raise TypeError(f"{fn}: params_list must be a list of LSTMParams, got {got}")
+    directions = 2 if bidirectional else 1
+    if len(params_list) == 0 or len(params_list) % directions:
+        raise ValueError(
+            f"{fn}: params_list must hold one LSTMParams per layer"
+            + (" and direction ([l0_fwd, l0_bwd, l1_fwd, ...]), an even number > 0" if bidirectional else ", at least one")
+            + f", got {len(params_list)}"
+        )
+    if bidirectional and not (isinstance(merge_mode, str) and merge_mode in ("concat", "sum", "mul", "ave")):
+        raise ValueError(f"{fn}: merge_mode must be one of 'concat', 'sum', 'mul', 'ave', got {merge_mode!r}")
+    params_list = [_validate.params(fn, p, f"params_list[{i}]") for i, p in enumerate(params_list)]
+    units = params_list[0].units
+    names = ("time", "batch", "input_dim") if time_major else ("batch", "time", "input_dim")
+    inputs = _validate.array(fn, "inputs", inputs, (None, None, params_list[0].input_dim), names)
+    layer_output = units * (2 if bidirectional and merge_mode == "concat" else 1)
+    for i, p in enumerate(params_list):
+        if p.units != units:
+            raise ValueError(
+                f"{fn}: params_list[{i}].recurrent_kernel must have shape ({units}, {4 * units}) "
+                f"(all layers have the units of params_list[0]), got {tuple(p.recurrent_kernel.shape)}"
+            )
+        expected = params_list[0].input_dim if i < directions else layer_output
+        if p.input_dim != expected:
+            source = "as params_list[0]" if i < directions else "the previous layer's output width"
+            raise ValueError(
+                f"{fn}: params_list[{i}].kernel must have shape ({expected}, {4 * units}) ({source}), "
+                f"got {tuple(p.kernel.shape)}"
+            )
+    num_layers = len(params_list) // directions
+    batch = inputs.shape[1 if time_major else 0]
+    if initial_state is not None:
+        if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
+            raise TypeError(f"{fn}: initial_state must be a pair (h0, c0), got {type(initial_state).__name__}")
+        rows = num_layers * directions
+        initial_state = [
+            _validate.array(
+                fn, f"initial_state[{i}] ({part})", v, (rows, batch, units),
+                ("num_layers * num_directions", "batch", "units"),
+            )
+            for i, (part, v) in enumerate(zip("hc", initial_state))
+        ]
+    with_dropout = _dropout.check(fn, dropout, recurrent_dropout, training, key)
+    if isinstance(inter_layer_dropout, bool) or not isinstance(inter_layer_dropout, (int, float)) or not (
+        0.0 <= inter_layer_dropout < 1.0
+    ):
+        raise ValueError(f"{fn}: inter_layer_dropout must be a float in [0, 1), got {inter_layer_dropout!r}")
+    between = bool(training) and inter_layer_dropout > 0 and num_layers > 1
+    if between and key is None:
+        raise ValueError(
+            f"{fn}: training with inter_layer_dropout={inter_layer_dropout!r} needs a PRNG key, got key=None"
+        )
+    with_dropout = with_dropout or between
+    keys = list(jax.random.split(key, num_layers)) if with_dropout else [None] * num_layers
+
+    common = dict(
+        mask=mask,
+        return_state=True,
+        time_major=time_major,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        unroll=unroll,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        training=training,
+    )
+    x, hs, cs = inputs, [], []
+    for layer in range(num_layers):
+        last = layer == num_layers - 1
+        layer_key = between_key = keys[layer]
+        if layer_key is not None:
+            layer_key, between_key = jax.random.split(layer_key)
+        rows = slice(layer * directions, (layer + 1) * directions)
+        state = None if initial_state is None else [s[rows] for s in initial_state]
+        sequences = bool(return_sequences) or not last
+        if bidirectional:
+            fwd, bwd = params_list[rows]
+            if state is not None:
+                state = (state[0][0], state[1][0], state[0][1], state[1][1])
+            x, h_fwd, c_fwd, h_bwd, c_bwd = _bidirectional(
+                fwd, bwd, x, merge_mode=merge_mode, initial_state=state, return_sequences=sequences,
+                key=layer_key, **common
+            )
+            hs += [h_fwd, h_bwd]
+            cs += [c_fwd, c_bwd]
+        else:
+            state = None if state is None else (state[0][0], state[1][0])
+            x, h, c = lstm(
+                params_list[layer], x, initial_state=state, return_sequences=sequences, key=layer_key, **common
+            )
+            hs.append(h)
+            cs.append(c)
+        if between and not last:
+            x = x * _dropout.inverted_mask(between_key, inter_layer_dropout, x.shape, x.dtype)
+    if return_state:
+        return x, jnp.stack(hs), jnp.stack(cs)
+    return x
+
+
+def init_stacked_params(
+    key: jax.Array,
+    input_dim: int,
+    units: int,
+    num_layers: int,
+    *,
+    bidirectional: bool = False,
+    merge_mode: str = "concat",
+    dtype=jnp.float32,
+    unit_forget_bias: bool = True,
+) -> list[LSTMParams]:
+    """Draws the ``params_list`` of :func:`stacked_lstm` with :func:`init_params` (Keras's initialisers).
+
+    Args:
+      key: a ``jax.random`` key, split once per layer and direction.
+      input_dim: features of the input to layer 0.
+      units: hidden units of every layer.
+      num_layers: number of layers, a positive int.
+      bidirectional: two directions per layer, in PyTorch's order
+        ``[l0_fwd, l0_bwd, l1_fwd, ...]``.
+      merge_mode: how bidirectional layers are merged, which sets the input
+        width of layers after the first (``2 * units`` for ``"concat"``).
+      dtype, unit_forget_bias: as in :func:`init_params`.
+
+    Returns:
+      A list of ``num_layers * (2 if bidirectional else 1)`` :class:`LSTMParams`.
+
+    Example:
+      >>> import jax, jlstm
+      >>> [p.kernel.shape for p in jlstm.init_stacked_params(jax.random.key(0), 3, 4, num_layers=3)]
+      [(3, 16), (4, 16), (4, 16)]
+    """
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"init_stacked_params: num_layers must be a positive int, got {num_layers!r}")
+    directions = 2 if bidirectional else 1
+    width = units * (2 if bidirectional and merge_mode == "concat" else 1)
+    keys = jax.random.split(key, num_layers * directions)
+    return [
+        init_params(k, input_dim if i < directions else width, units, dtype=dtype, unit_forget_bias=unit_forget_bias)
+        for i, k in enumerate(keys)
+    ]
