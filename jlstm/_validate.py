@@ -81,7 +81,12 @@ def params(fn: str, value: Any, name: str = "params") -> LSTMParams:
 def state(fn: str, name: str, value: Any, batch: int, p: LSTMParams) -> LSTMState:
     """Checks an ``(h, c)`` pair of ``(batch, units)`` arrays; casts them to the state dtype."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        got = f"a {type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
+        if isinstance(value, (tuple, list)):
+            got = f"a {type(value).__name__} of length {len(value)}"
+        elif hasattr(value, "shape"):
+            got = f"one array of shape {tuple(value.shape)}"
+        else:
+            got = type(value).__name__
         raise TypeError(f"{fn}: {name} must be a pair (h, c) of (batch, units) arrays, got {got}")
     h, c = (
         array(fn, f"{name}[{i}] ({part})", v, (batch, p.units), ("batch", "units"))
