@@ -95,10 +95,11 @@ def init_params(
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"init_params: dtype must be a floating dtype, got {jnp.dtype(dtype)}")
     k_kernel, k_recurrent = jax.random.split(key)
-    draw = state_dtype(dtype)  # 16-bit floats are drawn in float32: LAPACK has no 16-bit QR
-    kernel = jax.nn.initializers.glorot_uniform()(k_kernel, (input_dim, 4 * units), draw).astype(dtype)
-    recurrent_kernel = jax.nn.initializers.orthogonal()(k_recurrent, (units, 4 * units), draw).astype(dtype)
-    bias = jnp.zeros((4 * units,), dtype)
+    # QR has no half-precision kernels: draw in float32 (or wider), then cast.
+    draw = dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
+    kernel = jax.nn.initializers.glorot_uniform()(k_kernel, (input_dim, 4 * units), draw)
+    recurrent_kernel = jax.nn.initializers.orthogonal()(k_recurrent, (units, 4 * units), draw)
+    bias = jnp.zeros((4 * units,), draw)
     if unit_forget_bias:
         bias = bias.at[units : 2 * units].set(1)
-    return LSTMParams(kernel, recurrent_kernel, bias)
+    return LSTMParams(kernel.astype(dtype), recurrent_kernel.astype(dtype), bias.astype(dtype))
