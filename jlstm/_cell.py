@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _dropout, _validate
-from ._params import LSTMParams, LSTMState
+from ._params import LSTMParams, LSTMState, state_dtype
 
 Activation = Callable[[jax.Array], jax.Array]
 
@@ -56,7 +56,11 @@ def lstm_cell(
     params = _validate.params("lstm_cell", params)
     x = _validate.array("lstm_cell", "x", x, (None, params.input_dim))
     state = _validate.state("lstm_cell", "state", state, x.shape[0], params)
-    x_proj = x.astype(params.kernel.dtype) @ params.kernel + params.bias[None, :]
+    dtype = state_dtype(params.kernel.dtype)
+    x_proj = jnp.matmul(x.astype(params.kernel.dtype), params.kernel, preferred_element_type=dtype)
+    x_proj = x_proj + params.bias.astype(dtype)[None]
+    activation = _validate.function("lstm_cell", "activation", activation)
+    recurrent_activation = _validate.function("lstm_cell", "recurrent_activation", recurrent_activation)
     return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation)
 
 
@@ -71,12 +75,17 @@ def _step(
     """The cell given its input projection ``x @ kernel + bias`` (batch, 4 * units).
 
     ``recurrent_mask`` (4, batch, units): Keras's per-gate recurrent dropout on ``h``.
+    The carry and ``x_proj`` have the state dtype; ``h`` enters the matmul in
+    the weights' dtype, which accumulates in the state dtype.
     """
     h, c = state
     if recurrent_mask is None:
-        z = x_proj + h @ recurrent_kernel
+        hr = jnp.matmul(
+            h.astype(recurrent_kernel.dtype), recurrent_kernel, preferred_element_type=x_proj.dtype
+        )
     else:
-        z = x_proj + _dropout.recurrent_projection(h, recurrent_mask, recurrent_kernel)
+        hr = _dropout.recurrent_projection(h.astype(recurrent_kernel.dtype), recurrent_mask, recurrent_kernel)
+    z = x_proj + hr.astype(x_proj.dtype)
     i, f, g, o = jnp.split(z, 4, axis=-1)
     c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
     h = recurrent_activation(o) * activation(c)

@@ -6,9 +6,9 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from . import _dropout, _validate
+from . import _dropout, _remat, _validate
 from ._cell import Activation, _step
-from ._params import LSTMParams, LSTMState
+from ._params import LSTMParams, LSTMState, state_dtype
 
 
 def lstm(
@@ -28,6 +28,7 @@ def lstm(
     recurrent_dropout: float = 0.0,
     training: bool = False,
     key: Optional[jax.Array] = None,
+    remat_chunk: Optional[int] = None,
 ) -> Any:
     r"""Runs an LSTM over a sequence, with the flags and results of ``keras.layers.LSTM``.
 
@@ -60,6 +61,19 @@ def lstm(
       bidirectional layers flip the backward outputs back, as
       :func:`bidirectional` does.
 
+    Dtypes: the matmuls read their operands in the params' dtype (``inputs``
+    are cast to it) and accumulate in the *state dtype*, which is float32 for
+    bfloat16 and float16 params and the params' dtype otherwise (float32,
+    float64). The gates, the carry ``(h, c)``, the output and the returned
+    state all have the state dtype, so rounding does not build up in ``c``
+    over long sequences and a returned state fed back as ``initial_state``
+    loses nothing. Cast the output yourself if you want 16 bits.
+
+    Warning:
+      Keras (``dtype="bfloat16"`` or a ``mixed_bfloat16`` policy) and PyTorch
+      autocast keep the state in 16 bits; jlstm's low-precision results are
+      closer to float32 than theirs.
+
     Dropout (Keras's ``dropout`` / ``recurrent_dropout``), only when
     ``training``: masks are drawn from ``key`` once per call, one per sequence
     (batch row) and reused at every time step, with inverted scaling (kept
@@ -80,8 +94,8 @@ def lstm(
       ``h0`` there, not zeros). jlstm follows the TensorFlow backend.
 
     Args:
-      params: an :class:`LSTMParams`; its dtype is the compute dtype, and
-        inputs and states are cast to it.
+      params: an :class:`LSTMParams`; ``inputs`` are cast to its dtype, and
+        ``initial_state`` to the state dtype (see Dtypes above).
       inputs: ``(batch, time, input_dim)``, or ``(time, batch, input_dim)``
         when ``time_major``; floating. ``batch`` and ``time`` are at least 1.
       initial_state: ``(h0, c0)``, each ``(batch, units)``; zeros if None.
@@ -98,15 +112,22 @@ def lstm(
       recurrent_dropout: fraction of ``h`` dropped in the recurrence, in ``[0, 1)``.
       training: apply dropout; when False (the default) the rates are ignored.
       key: a ``jax.random`` key, required when training with a rate above 0.
+      remat_chunk: split the scan into chunks of this many steps and recompute
+        each chunk in the backward pass (``jax.checkpoint``): training memory
+        of order ``T / remat_chunk + remat_chunk`` steps instead of ``T``, for
+        one more forward pass; same results and gradients. ``T`` need not be a
+        multiple of it. About ``sqrt(T)`` is a good choice for long sequences.
 
     Returns:
       ``output`` if not ``return_state``, else ``(output, h, c)``.
 
     Raises:
       ValueError: a shape disagrees with the others (the message names the
-        argument, the expected and the received shape); a dropout rate outside
-        ``[0, 1)``; training with dropout and no ``key``.
-      TypeError: a non-array argument, or a non-floating ``inputs`` or state.
+        argument, the expected and the received shape); an empty batch or
+        sequence (``batch`` or ``time`` 0), on which Keras fails too; a
+        dropout rate outside ``[0, 1)``; training with dropout and no ``key``.
+      TypeError: a non-array argument, a non-floating ``inputs`` or state, a
+        flag that is not a Python bool, an activation that is not callable.
 
     Example:
       The classic Keras tutorial, ``LSTM(1)`` on ``[0.1, 0.2, 0.3]``:
@@ -122,6 +143,7 @@ def lstm(
     """
     fn = "lstm"
     params = _validate.params(fn, params)
+    time_major = _validate.flag(fn, "time_major", time_major)
     names = ("time", "batch", "input_dim") if time_major else ("batch", "time", "input_dim")
     inputs = _validate.array(fn, "inputs", inputs, (None, None, params.input_dim), names)
     time_axis, batch_axis = (0, 1) if time_major else (1, 0)
@@ -141,13 +163,14 @@ def lstm(
         initial_state,
         mask,
         key if with_dropout else None,
-        return_sequences=bool(return_sequences),
-        return_state=bool(return_state),
-        go_backwards=bool(go_backwards),
-        time_major=bool(time_major),
-        activation=activation,
-        recurrent_activation=recurrent_activation,
+        return_sequences=_validate.flag(fn, "return_sequences", return_sequences),
+        return_state=_validate.flag(fn, "return_state", return_state),
+        go_backwards=_validate.flag(fn, "go_backwards", go_backwards),
+        time_major=time_major,
+        activation=_validate.function(fn, "activation", activation),
+        recurrent_activation=_validate.function(fn, "recurrent_activation", recurrent_activation),
         unroll=_validate.unroll(fn, unroll),
+        remat_chunk=_validate.optional_positive_int(fn, "remat_chunk", remat_chunk),
         dropout=float(dropout) if with_dropout else 0.0,
         recurrent_dropout=float(recurrent_dropout) if with_dropout else 0.0,
     )
@@ -163,6 +186,7 @@ def lstm(
         "activation",
         "recurrent_activation",
         "unroll",
+        "remat_chunk",
         "dropout",
         "recurrent_dropout",
     ),
@@ -181,27 +205,34 @@ def _lstm(
     activation: Activation,
     recurrent_activation: Activation,
     unroll: int | bool,
+    remat_chunk: Optional[int],
     dropout: float,
     recurrent_dropout: float,
 ):
     xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)  # (T, B, I)
-    batch, units = xs.shape[1], params.units
+    batch, units, dtype = xs.shape[1], params.units, state_dtype(params.kernel.dtype)
     if initial_state is None:
-        zeros = jnp.zeros((batch, units), params.kernel.dtype)
+        zeros = jnp.zeros((batch, units), dtype)
         initial_state = LSTMState(zeros, zeros)
     ms = None if mask is None else (mask if time_major else mask.T)  # (T, B)
     if go_backwards:
         xs = xs[::-1]
         ms = None if ms is None else ms[::-1]
+    if ms is not None:
+        xs = jnp.where(ms[:, :, None], xs, 0)  # a NaN in a masked step stays out of the gradients
     input_mask = recurrent_mask = None
     if key is not None:
         input_mask, recurrent_mask = _dropout.masks(
             key, batch, xs.shape[2], units, dropout, recurrent_dropout, params.kernel.dtype
         )
-    if input_mask is None:
-        xs_proj = xs @ params.kernel + params.bias[None, None, :]  # (T, B, 4H)
-    else:
-        xs_proj = _dropout.input_projection(xs, input_mask, params)
+
+    def project(xs):  # (T, B, I) -> (T, B, 4H)
+        if input_mask is not None:
+            return _dropout.input_projection(xs, input_mask, params).astype(dtype)
+        xs_proj = jnp.matmul(xs, params.kernel, preferred_element_type=dtype)
+        return xs_proj + params.bias.astype(dtype)[None, None]
+
+    scan = functools.partial(_remat.scan, unroll=unroll, remat_chunk=remat_chunk)
 
     def step(state, x_proj):
         return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation, recurrent_mask)
@@ -211,7 +242,7 @@ def _lstm(
             state, y = step(state, x_proj)
             return state, (y if return_sequences else None)
 
-        state, ys = jax.lax.scan(body, initial_state, xs_proj, unroll=unroll)
+        state, ys = scan(body, initial_state, xs, prepare=project)
         last = state.h
     else:
         def body(carry, x_proj_and_mask):
@@ -223,8 +254,9 @@ def _lstm(
             y = jnp.where(keep, y, y_prev)
             return (state, y), (y if return_sequences else None)
 
-        y0 = jnp.zeros((batch, units), params.kernel.dtype)
-        (state, last), ys = jax.lax.scan(body, (initial_state, y0), (xs_proj, ms), unroll=unroll)
+        y0 = jnp.zeros((batch, units), dtype)
+        prepare = lambda x_and_mask: (project(x_and_mask[0]), x_and_mask[1])  # noqa: E731
+        (state, last), ys = scan(body, (initial_state, y0), (xs, ms), prepare=prepare)
 
     if return_sequences:
         output = ys if time_major else jnp.swapaxes(ys, 0, 1)

@@ -45,6 +45,16 @@ class LSTMState(NamedTuple):
     c: jax.Array  # (batch, units)
 
 
+def state_dtype(dtype) -> np.dtype:
+    """The dtype of the carry and of the outputs for parameters of ``dtype``.
+
+    float32 for 16-bit floats (bfloat16, float16), so that rounding does not
+    accumulate in ``c`` over long sequences; ``dtype`` itself otherwise.
+    """
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4 else dtype
+
+
 def init_params(
         key: jax.Array,
         input_dim: int,

@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from ._params import LSTMParams, LSTMState
+from ._params import LSTMParams, LSTMState, state_dtype
 
 Dims = Sequence[Optional[int]]  # None where any size is accepted
 
@@ -81,15 +81,20 @@ def params(fn: str, value: Any, name: str = "params") -> LSTMParams:
 
 
 def state(fn: str, name: str, value: Any, batch: int, p: LSTMParams) -> LSTMState:
-    """Checks an ``(h, c)`` pair of ``(batch, units)`` arrays; casts to the params' dtype."""
+    """Checks an ``(h, c)`` pair of ``(batch, units)`` arrays; casts them to the state dtype."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        got = f"a {type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
+        if isinstance(value, (tuple, list)):
+            got = f"a {type(value).__name__} of length {len(value)}"
+        elif hasattr(value, "shape"):
+            got = f"one array of shape {tuple(value.shape)}"
+        else:
+            got = type(value).__name__
         raise TypeError(f"{fn}: {name} must be a pair (h, c) of (batch, units) arrays, got {got}")
     h, c = (
         array(fn, f"{name}[{i}] ({part})", v, (batch, p.units), ("batch", "units"))
         for i, (part, v) in enumerate(zip("hc", value))
     )
-    dtype = p.kernel.dtype
+    dtype = state_dtype(p.kernel.dtype)
     return LSTMState(h.astype(dtype), c.astype(dtype))
 
 
@@ -112,3 +117,27 @@ def unroll(fn: str, value: Any) -> int | bool:
     if not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{fn}: unroll must be a positive int or a bool, got {value!r}")
     return int(value)
+
+
+def optional_positive_int(fn: str, name: str, value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{fn}: {name} must be a positive int or None, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{fn}: {name} must be a positive int or None, got {value!r}")
+    return int(value)
+
+
+def flag(fn: str, name: str, value: Any) -> bool:
+    """A static Python flag: a bool (or 0/1), never an array, which could be traced."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{fn}: {name} must be a Python bool (a static flag), got {value!r:.60}")
+
+
+def function(fn: str, name: str, value: Any) -> Any:
+    """An activation: any callable on arrays, such as ``jnp.tanh`` (Keras's string names are not accepted)."""
+    if not callable(value):
+        raise TypeError(f"{fn}: {name} must be a callable such as jnp.tanh, got {value!r:.60}")
+    return value

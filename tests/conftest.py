@@ -17,6 +17,9 @@ TOLERANCES = {
     "float32": (1e-5, 1e-6),  # forward values vs Keras / PyTorch / a loop
     "float32_grad": (1e-4, 1e-5),  # gradients: summed over time and batch
     "float64": (1e-12, 1e-12),  # vs a NumPy float64 reference
+    "float64_fd": (1e-7, 1e-9),  # float64 gradients vs central differences (step 1e-6)
+    "float32_long": (1e-4, 1e-5),  # a float32 carry summed over thousands of steps
+    "float32_saturated": (1e-4, 1e-4),  # |x| = 1e4: float32 rounding of the pre-activations
     "bfloat16": (5e-2, 5e-2),
     "float16": (1e-2, 1e-2),
 }
