@@ -30,9 +30,9 @@ def lstm(
 
     Each step is :func:`lstm_cell`: :math:`z = x W + h R + b`, gates
     :math:`i, f, o = \sigma(z_i), \sigma(z_f), \sigma(z_o)`,
-    :math:`c' = f c + i \tanh(z_c)`, :math:`h' = o \tanh(c')`. The input
-    projection :math:`x W + b` is computed for all steps at once, outside the
-    ``lax.scan`` that carries ``(h, c)``.
+    :math:`c' = f c + i \tanh(z_c)`, :math:`h' = o \tanh(c')`, iterated by
+    one ``lax.scan`` that carries ``(h, c)`` (see ``recurrence`` for where
+    :math:`x W` is computed and how gradients are formed).
 
     ==================================  ====================================================
     flags                               returns (``B`` batch, ``T`` time, ``H`` units)
