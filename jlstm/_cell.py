@@ -85,8 +85,15 @@ def _step(
         )
     else:
         hr = _dropout.recurrent_projection(h.astype(recurrent_kernel.dtype), recurrent_mask, recurrent_kernel)
-    z = x_proj + hr.astype(x_proj.dtype)
+    h, c = _gates(x_proj + hr.astype(x_proj.dtype), c, activation, recurrent_activation)
+    return LSTMState(h, c), h
+
+
+def _gates(
+    z: jax.Array, c: jax.Array, activation: Activation, recurrent_activation: Activation
+) -> tuple[jax.Array, jax.Array]:
+    """The step after its matmuls: ``z`` (batch, 4 * units) is ``x W + h R + b``; returns ``(h', c')``."""
     i, f, g, o = jnp.split(z, 4, axis=-1)
     c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
     h = recurrent_activation(o) * activation(c)
-    return LSTMState(h, c), h
+    return h, c

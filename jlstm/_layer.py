@@ -6,8 +6,8 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from . import _dropout, _remat, _validate
-from ._cell import Activation, _step
+from . import _dropout, _recurrence, _validate
+from ._cell import Activation
 from ._params import LSTMParams, LSTMState, state_dtype
 
 
@@ -29,14 +29,15 @@ def lstm(
     training: bool = False,
     key: Optional[jax.Array] = None,
     remat_chunk: Optional[int] = None,
+    recurrence: str = "auto",
 ) -> Any:
     r"""Runs an LSTM over a sequence, with the flags and results of ``keras.layers.LSTM``.
 
     Each step is :func:`lstm_cell`: :math:`z = x W + h R + b`, gates
     :math:`i, f, o = \sigma(z_i), \sigma(z_f), \sigma(z_o)`,
-    :math:`c' = f c + i \tanh(z_c)`, :math:`h' = o \tanh(c')`. The input
-    projection :math:`x W + b` is computed for all steps at once, outside the
-    ``lax.scan`` that carries ``(h, c)``.
+    :math:`c' = f c + i \tanh(z_c)`, :math:`h' = o \tanh(c')`, iterated by
+    one ``lax.scan`` that carries ``(h, c)`` (see ``recurrence`` for where
+    :math:`x W` is computed and how gradients are formed).
 
     ==================================  ====================================================
     flags                               returns (``B`` batch, ``T`` time, ``H`` units)
@@ -117,6 +118,15 @@ def lstm(
         of order ``T / remat_chunk + remat_chunk`` steps instead of ``T``, for
         one more forward pass; same results and gradients. ``T`` need not be a
         multiple of it. About ``sqrt(T)`` is a good choice for long sequences.
+      recurrence: how the loop is run; every choice gives the same numbers
+        to float32 round-off. ``"fused"`` projects ``x_t`` inside the step
+        and has a custom VJP that forms the weight gradients as a few large
+        matmuls over all steps, cuDNN's approach (reverse mode only: use
+        another choice under ``jax.jvp`` / ``jax.jacfwd``); ``"step"`` is the
+        same forward pass under plain autodiff; ``"scan"`` hoists ``x W + b``
+        out of the loop and is the only one that runs dropout in training,
+        ``remat_chunk`` or 16-bit params. ``"auto"`` (the default) is
+        ``"fused"`` where it applies and ``"scan"`` otherwise.
 
     Returns:
       ``output`` if not ``return_state``, else ``(output, h, c)``.
@@ -173,6 +183,7 @@ def lstm(
         remat_chunk=_validate.optional_positive_int(fn, "remat_chunk", remat_chunk),
         dropout=float(dropout) if with_dropout else 0.0,
         recurrent_dropout=float(recurrent_dropout) if with_dropout else 0.0,
+        recurrence=_recurrence.check(fn, recurrence),
     )
 
 
@@ -189,6 +200,7 @@ def lstm(
         "remat_chunk",
         "dropout",
         "recurrent_dropout",
+        "recurrence",
     ),
 )
 def _lstm(
@@ -208,6 +220,7 @@ def _lstm(
     remat_chunk: Optional[int],
     dropout: float,
     recurrent_dropout: float,
+    recurrence: str,
 ):
     xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)  # (T, B, I)
     batch, units, dtype = xs.shape[1], params.units, state_dtype(params.kernel.dtype)
@@ -220,43 +233,19 @@ def _lstm(
         ms = None if ms is None else ms[::-1]
     if ms is not None:
         xs = jnp.where(ms[:, :, None], xs, 0)  # a NaN in a masked step stays out of the gradients
-    input_mask = recurrent_mask = None
-    if key is not None:
-        input_mask, recurrent_mask = _dropout.masks(
-            key, batch, xs.shape[2], units, dropout, recurrent_dropout, params.kernel.dtype
+    plain = key is None and remat_chunk is None and params.kernel.dtype == dtype
+    kind = _recurrence.choose(recurrence, plain)
+    if kind == "scan":
+        state, last, ys = _recurrence.scan(
+            params, xs, initial_state, ms, key, activation, recurrent_activation,
+            return_sequences=return_sequences, unroll=unroll, remat_chunk=remat_chunk,
+            dropout=dropout, recurrent_dropout=recurrent_dropout,
         )
-
-    def project(xs):  # (T, B, I) -> (T, B, 4H)
-        if input_mask is not None:
-            return _dropout.input_projection(xs, input_mask, params).astype(dtype)
-        xs_proj = jnp.matmul(xs, params.kernel, preferred_element_type=dtype)
-        return xs_proj + params.bias.astype(dtype)[None, None]
-
-    scan = functools.partial(_remat.scan, unroll=unroll, remat_chunk=remat_chunk)
-
-    def step(state, x_proj):
-        return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation, recurrent_mask)
-
-    if ms is None:
-        def body(state, x_proj):
-            state, y = step(state, x_proj)
-            return state, (y if return_sequences else None)
-
-        state, ys = scan(body, initial_state, xs, prepare=project)
-        last = state.h
     else:
-        def body(carry, x_proj_and_mask):
-            state, y_prev = carry
-            x_proj, m = x_proj_and_mask
-            new_state, y = step(state, x_proj)
-            keep = m[:, None]
-            state = LSTMState(*(jnp.where(keep, new, old) for new, old in zip(new_state, state)))
-            y = jnp.where(keep, y, y_prev)
-            return (state, y), (y if return_sequences else None)
-
-        y0 = jnp.zeros((batch, units), dtype)
-        prepare = lambda x_and_mask: (project(x_and_mask[0]), x_and_mask[1])  # noqa: E731
-        (state, last), ys = scan(body, (initial_state, y0), (xs, ms), prepare=prepare)
+        state, last, ys = _recurrence.run(
+            kind, params, xs, initial_state, ms,
+            activation=activation, recurrent_activation=recurrent_activation, unroll=unroll,
+        )
 
     if return_sequences:
         output = ys if time_major else jnp.swapaxes(ys, 0, 1)
@@ -265,3 +254,4 @@ def _lstm(
     if return_state:
         return output, state.h, state.c
     return output
+

@@ -1,0 +1,52 @@
+"""The one timing helper every implementation is measured with."""
+
+import statistics
+import time
+from typing import Callable
+
+
+def measure(fn: Callable[[], object], sync: Callable[[object], object], *, budget: float = 2.0,
+            warmup: int = 3, min_runs: int = 5, max_runs: int = 100_000) -> dict:
+    """Times ``sync(fn())``.
+
+    The first call is timed on its own (``first_s``: tracing and compilation plus
+    one run). Then ``warmup`` untimed calls, then synced runs until ``budget``
+    seconds are filled (at least ``min_runs``). Every run is synced, so a run
+    is the wall time from the call to the result being ready.
+    """
+    start = time.perf_counter()
+    sync(fn())
+    first = time.perf_counter() - start
+    for _ in range(warmup):
+        sync(fn())
+    times = []
+    deadline = time.perf_counter() + budget
+    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() < deadline):
+        start = time.perf_counter()
+        sync(fn())
+        times.append(time.perf_counter() - start)
+    return {
+        "first_s": first,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+        "runs": len(times),
+    }
+
+
+def jax_sync(out):
+    """Waits for every array in a pytree of JAX arrays."""
+    import jax
+
+    return jax.block_until_ready(out)
+
+
+def no_sync(out):
+    """For eager libraries whose calls return finished results (PyTorch on CPU, TF eager tensors)."""
+    return out
+
+
+def lstm_flops(batch: int, time_steps: int, input_dim: int, units: int, mode: str) -> float:
+    """Matmul FLOPs of an LSTM: ``2·B·T·(I+H)·4H`` forward, three times that for a training step."""
+    forward = 2.0 * batch * time_steps * (input_dim + units) * 4 * units
+    return forward if mode == "forward" else 3.0 * forward

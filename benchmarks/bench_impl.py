@@ -1,0 +1,257 @@
+"""Times one implementation on a list of shapes, in this process only.
+
+Called by ``run.py`` (one process per implementation); prints one JSON line
+per measurement on stdout::
+
+    python benchmarks/bench_impl.py --impl flax_linen --shapes 1,100,32,64 --modes forward,train
+
+Every implementation computes the same thing: an LSTM with ``H`` units over
+float32 inputs ``(B, T, I)`` returning the whole output sequence, zero initial
+state. ``train`` is one jitted (or ``tf.function``) call computing the loss
+``sum(outputs)`` and its gradients with respect to every parameter.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+IMPLS = {}  # name -> (description, build(shape, mode) -> (fn, sync))
+
+
+def impl(name, description):
+    def register(build):
+        IMPLS[name] = (description, build)
+        return build
+
+    return register
+
+
+def _jax_inputs(shape):
+    import jax
+
+    batch, time_steps, input_dim, _ = shape
+    return jax.random.normal(jax.random.key(1), (batch, time_steps, input_dim), "float32")
+
+
+def _jax_pair(apply, params, x, mode):
+    """A jitted forward or a jitted loss-and-grad of a pure ``apply(params, x) -> sequence``."""
+    import jax
+    import jax.numpy as jnp
+
+    from _timing import jax_sync
+
+    if mode == "forward":
+        forward = jax.jit(apply)
+        return (lambda: forward(params, x)), jax_sync
+    step = jax.jit(jax.value_and_grad(lambda p, x: jnp.sum(apply(p, x))))
+    return (lambda: step(params, x)), jax_sync
+
+
+@impl("jlstm", "jlstm.lstm(return_sequences=True)")
+def _jlstm(shape, mode, **options):
+    import jax
+
+    import jlstm
+
+    _, _, input_dim, units = shape
+    params = jlstm.init_params(jax.random.key(0), input_dim, units)
+    return _jax_pair(lambda p, x: jlstm.lstm(p, x, return_sequences=True, **options), params,
+                     _jax_inputs(shape), mode)
+
+
+def _linen(cell_cls, shape, mode):
+    import flax.linen as nn
+    import jax
+
+    model = nn.RNN(cell_cls(features=shape[3]))
+    x = _jax_inputs(shape)
+    params = model.init(jax.random.key(0), x)
+    return _jax_pair(model.apply, params, x, mode)
+
+
+@impl("flax_linen_opt", "flax.linen RNN(OptimizedLSTMCell)")
+def _flax_linen_opt(shape, mode):
+    import flax.linen as nn
+
+    return _linen(nn.OptimizedLSTMCell, shape, mode)
+
+
+@impl("flax_linen", "flax.linen RNN(LSTMCell)")
+def _flax_linen(shape, mode):
+    import flax.linen as nn
+
+    return _linen(nn.LSTMCell, shape, mode)
+
+
+@impl("flax_nnx_opt", "flax.nnx RNN(OptimizedLSTMCell)")
+def _flax_nnx_opt(shape, mode):
+    from flax import nnx
+
+    _, _, input_dim, units = shape
+    batch = shape[0]
+    cell = nnx.OptimizedLSTMCell(input_dim, units, rngs=nnx.Rngs(0))
+    carry = cell.initialize_carry((batch, input_dim), rngs=nnx.Rngs(0))  # zeros, as every peer
+    graphdef, params, rest = nnx.split(nnx.RNN(cell, rngs=False), nnx.Param, ...)
+    return _jax_pair(lambda p, x: nnx.merge(graphdef, p, rest)(x, initial_carry=carry), params,
+                     _jax_inputs(shape), mode)
+
+
+@impl("equinox", "equinox LSTMCell, vmap over batch, lax.scan over time")
+def _equinox(shape, mode):
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    batch, _, input_dim, units = shape
+    cell = eqx.nn.LSTMCell(input_dim, units, key=jax.random.key(0))
+    params, static = eqx.partition(cell, eqx.is_array)
+
+    def apply(p, x):
+        cell = eqx.combine(p, static)
+        step = jax.vmap(cell)
+
+        def body(carry, x_t):
+            carry = step(x_t, carry)
+            return carry, carry[0]
+
+        zeros = jnp.zeros((batch, units), x.dtype)
+        _, ys = jax.lax.scan(body, (zeros, zeros), jnp.swapaxes(x, 0, 1))
+        return jnp.swapaxes(ys, 0, 1)
+
+    return _jax_pair(apply, params, _jax_inputs(shape), mode)
+
+
+@impl("keras_jax", "Keras 3 LSTM, JAX backend, jitted stateless_call")
+def _keras_jax(shape, mode):
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise ImportError(f"KERAS_BACKEND is {keras.backend.backend()!r}, not 'jax'")
+    batch, time_steps, input_dim, units = shape
+    layer = keras.layers.LSTM(units, return_sequences=True)
+    layer.build((batch, time_steps, input_dim))
+    trainable = [v.value for v in layer.trainable_variables]
+    frozen = [v.value for v in layer.non_trainable_variables]
+    return _jax_pair(lambda p, x: layer.stateless_call(p, frozen, x)[0], trainable, _jax_inputs(shape), mode)
+
+
+def _keras_tf(shape, mode, jit_compile):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    if keras.backend.backend() != "tensorflow":
+        raise ImportError(f"KERAS_BACKEND is {keras.backend.backend()!r}, not 'tensorflow'")
+    batch, time_steps, input_dim, units = shape
+    layer = keras.layers.LSTM(units, return_sequences=True)
+    layer.build((batch, time_steps, input_dim))
+    x = tf.constant(np.random.default_rng(1).standard_normal((batch, time_steps, input_dim), np.float32))
+    if mode == "forward":
+        call = tf.function(lambda x: layer(x), jit_compile=jit_compile)
+    else:
+        def train(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(layer(x))
+            return loss, tape.gradient(loss, layer.trainable_variables)
+
+        call = tf.function(train, jit_compile=jit_compile)
+    # Reading one number forces completion (eager TF on CPU is synchronous anyway).
+    return (lambda: call(x)), (lambda out: tf.nest.flatten(out)[0].numpy().flat[0])
+
+
+@impl("keras_tf", "Keras 3 LSTM, TensorFlow backend, tf.function")
+def _keras_tf_plain(shape, mode):
+    return _keras_tf(shape, mode, jit_compile=False)
+
+
+@impl("keras_tf_xla", "Keras 3 LSTM, TensorFlow backend, tf.function(jit_compile=True)")
+def _keras_tf_xla(shape, mode):
+    return _keras_tf(shape, mode, jit_compile=True)
+
+
+def _torch(shape, mode, threads):
+    import torch
+
+    from _timing import no_sync
+
+    torch.set_num_threads(threads)
+    batch, time_steps, input_dim, units = shape
+    torch.manual_seed(0)
+    layer = torch.nn.LSTM(input_dim, units, batch_first=True)
+    x = torch.randn(batch, time_steps, input_dim)
+    params = list(layer.parameters())
+    if mode == "forward":
+        def forward():
+            with torch.no_grad():
+                return layer(x)[0]
+
+        return forward, no_sync
+
+    def train():
+        loss = layer(x)[0].sum()
+        return loss, torch.autograd.grad(loss, params)
+
+    return train, no_sync  # CPU torch returns finished tensors
+
+
+@impl("torch_t2", "torch.nn.LSTM, 2 threads")
+def _torch_t2(shape, mode):
+    return _torch(shape, mode, 2)
+
+
+@impl("torch_t1", "torch.nn.LSTM, 1 thread")
+def _torch_t1(shape, mode):
+    return _torch(shape, mode, 1)
+
+
+@impl("matmul", "machine limit: one float32 jnp.dot (B*T, I+H) @ (I+H, 4H), the LSTM's forward FLOPs")
+def _matmul(shape, mode):
+    import jax
+    import jax.numpy as jnp
+
+    from _timing import jax_sync
+
+    batch, time_steps, input_dim, units = shape
+    a = jax.random.normal(jax.random.key(0), (batch * time_steps, input_dim + units), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (input_dim + units, 4 * units), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    return (lambda: dot(a, b)), jax_sync
+
+
+def keras_backend(name):
+    """The KERAS_BACKEND an implementation needs (Keras reads it once, at import)."""
+    return "jax" if name == "keras_jax" else "tensorflow"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--impl", required=True, choices=sorted(IMPLS))
+    parser.add_argument("--shapes", nargs="+", required=True, help="B,T,I,H each")
+    parser.add_argument("--modes", default="forward,train")
+    parser.add_argument("--budget", type=float, default=2.0, help="seconds of timed runs per measurement")
+    args = parser.parse_args(argv)
+    os.environ["KERAS_BACKEND"] = keras_backend(args.impl)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _timing import lstm_flops, measure
+
+    description, build = IMPLS[args.impl]
+    modes = ["forward"] if args.impl == "matmul" else args.modes.split(",")
+    for text in args.shapes:
+        shape = tuple(int(n) for n in text.split(","))
+        for mode in modes:
+            record = {"impl": args.impl, "description": description, "shape": list(shape), "mode": mode}
+            try:
+                fn, sync = build(shape, mode)
+                record.update(measure(fn, sync, budget=args.budget))
+                record["gflops"] = lstm_flops(*shape, mode) / record["median_s"] / 1e9
+            except ImportError as error:
+                record["skipped"] = f"{type(error).__name__}: {error}"
+            except Exception as error:  # a peer failing must not stop the others
+                record["error"] = f"{type(error).__name__}: {error}"
+            print(json.dumps(record), flush=True)
+
+
+if __name__ == "__main__":
+    main()

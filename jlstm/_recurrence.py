@@ -1,0 +1,210 @@
+"""The loops behind :func:`lstm`: the hoisted scan, the projection inside the step, a sequence-level VJP.
+
+:func:`scan` projects all inputs at once and scans the cell over the result;
+it runs everything (dropout, ``remat_chunk``, 16-bit params). The ``"step"``
+and ``"fused"`` loops are faster on CPU where they apply. Two findings on XLA's CPU backend (jax 0.10.2) shape this module:
+
+- Scanning over a precomputed projection ``x @ W + b`` of shape ``(T, B, 4H)``
+  is slower than computing ``x_t @ W`` inside the step: XLA fuses the per-step
+  slice of the big array into the gate fusions, which then run much slower
+  (1.6-2x for the whole forward pass at ``(16, 50, 64, 128)``). The step
+  projection slices the small ``(T, B, I)`` input instead.
+- Differentiating ``lax.scan`` accumulates the weight gradients with one small
+  matmul per step. :func:`_fused` has a custom VJP that runs the backward
+  recurrence for the gate gradients ``dZ`` only, then forms the weight
+  gradients as three large matmuls over all steps (``X^T dZ``, ``H^T dZ``,
+  ``sum dZ``), as cuDNN does.
+
+Every variant computes exactly what :func:`scan` computes
+(Keras's equations and mask semantics); ``tests/test_recurrence.py`` checks
+each against Keras.
+"""
+
+import functools
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from . import _dropout, _remat
+from ._cell import Activation, _gates, _step
+from ._params import LSTMParams, LSTMState
+
+KINDS = ("auto", "scan", "step", "fused")
+
+
+def check(fn: str, recurrence: object) -> str:
+    if not isinstance(recurrence, str) or recurrence not in KINDS:
+        raise ValueError(f"{fn}: recurrence must be one of {KINDS}, got {recurrence!r}")
+    return recurrence
+
+
+def choose(recurrence: str, plain: bool) -> str:
+    """The recurrence to run; ``"auto"`` picks the fastest measured on this backend.
+
+    ``plain``: no dropout in training, no ``remat_chunk``, and the state dtype
+    is the params' dtype; only :func:`scan` runs the other cases.
+    """
+    if recurrence == "auto":
+        return "fused" if plain else "scan"
+    if recurrence != "scan" and not plain:
+        raise ValueError(
+            f"lstm: recurrence={recurrence!r} runs neither dropout in training, remat_chunk nor 16-bit "
+            "params; use recurrence='scan' or 'auto'"
+        )
+    return recurrence
+
+
+def run(
+    kind: str,
+    params: LSTMParams,
+    xs: jax.Array,
+    initial_state: LSTMState,
+    ms: Optional[jax.Array],
+    *,
+    activation: Activation,
+    recurrent_activation: Activation,
+    unroll: int | bool,
+) -> tuple[LSTMState, jax.Array, jax.Array]:
+    """Runs the recurrence over time-major ``xs`` ``(T, B, I)`` with mask ``ms`` ``(T, B)`` or None.
+
+    Returns ``(final state, last output (B, H), outputs (T, B, H))``.
+    """
+    elementwise = functools.partial(_elementwise, activation, recurrent_activation)
+    args = (params.kernel, params.recurrent_kernel, params.bias, xs, initial_state.h, initial_state.c, ms)
+    if kind == "step":
+        ys, h, c, last = _forward(elementwise, unroll, *args)[0]
+    elif kind == "fused":
+        ys, h, c, last = _fused(elementwise, unroll, *args)
+    else:
+        raise ValueError(f"lstm: recurrence must be one of {KINDS}, got {kind!r}")
+    return LSTMState(h, c), last, ys
+
+
+def _elementwise(activation, recurrent_activation, z, h, c, y, m):
+    """Everything in a step after the matmuls: gates, new state, Keras's mask rule.
+
+    ``z`` ``(B, 4H)`` is ``x W + h R + b``; ``y`` is the previous output and
+    ``m`` the step's mask ``(B,)`` (both None without a mask).
+    Returns ``(h', c', y')``.
+    """
+    h_new, c_new = _gates(z, c, activation, recurrent_activation)
+    if m is None:
+        return h_new, c_new, None
+    keep = m[:, None]
+    return jnp.where(keep, h_new, h), jnp.where(keep, c_new, c), jnp.where(keep, h_new, y)
+
+
+def _forward(elementwise, unroll, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+    """The forward scan, projecting ``x_t`` inside the step; also returns what the backward pass needs."""
+    masked = ms is not None
+
+    def body(carry, inputs):
+        h, c, y = carry
+        x, m = inputs if masked else (inputs, None)
+        z = x @ kernel + h @ recurrent_kernel + bias[None, :]
+        h_new, c_new, y_new = elementwise(z, h, c, y, m)
+        y_new = h_new if y_new is None else y_new
+        return (h_new, c_new, y_new if masked else None), (y_new, z, h, c)
+
+    y0 = jnp.zeros_like(h0) if masked else None
+    (h, c, y), (ys, zs, hs, cs) = jax.lax.scan(body, (h0, c0, y0), (xs, ms) if masked else xs, unroll=unroll)
+    last = y if masked else h
+    return (ys, h, c, last), (zs, hs, cs)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _fused(elementwise, unroll, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+    return _forward(elementwise, unroll, kernel, recurrent_kernel, bias, xs, h0, c0, ms)[0]
+
+
+def _fused_fwd(elementwise, unroll, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+    outputs, (zs, hs, cs) = _forward(elementwise, unroll, kernel, recurrent_kernel, bias, xs, h0, c0, ms)
+    ys = outputs[0]
+    return outputs, (kernel, recurrent_kernel, xs, zs, hs, cs, ys, h0, ms)
+
+
+def _fused_bwd(elementwise, unroll, residuals, cotangents):
+    kernel, recurrent_kernel, xs, zs, hs, cs, ys, h0, ms = residuals
+    dys, dh, dc, dlast = cotangents
+    masked = ms is not None
+    if masked:
+        ys_prev = jnp.concatenate([jnp.zeros_like(h0)[None], ys[:-1]])  # the output carried into each step
+        dy = dlast
+    else:
+        ys_prev = None
+        dh, dy = dh + dlast, None  # unmasked, the last output is h_T
+
+    def body(carry, inputs):
+        dh, dc, dy = carry
+        z, h, c, y, m, dy_out = inputs
+        _, pullback = jax.vjp(lambda z, h, c, y: elementwise(z, h, c, y, m), z, h, c, y)
+        if masked:
+            dz, dh_prev, dc_prev, dy_prev = pullback((dh, dc, dy + dy_out))
+        else:
+            dz, dh_prev, dc_prev, dy_prev = pullback((dh + dy_out, dc, None))
+        dh_prev = dh_prev + dz @ recurrent_kernel.T
+        return (dh_prev, dc_prev, dy_prev), dz
+
+    (dh0, dc0, _), dzs = jax.lax.scan(body, (dh, dc, dy), (zs, hs, cs, ys_prev, ms, dys), reverse=True,
+                                      unroll=unroll)
+    # Contract time and batch together, with the weights' own sharding (replicated under data
+    # parallelism), so that the batch may be sharded.
+    dkernel = jnp.einsum("tbi,tbg->ig", xs, dzs, out_sharding=jax.typeof(kernel).sharding)
+    drecurrent = jnp.einsum("tbh,tbg->hg", hs, dzs, out_sharding=jax.typeof(recurrent_kernel).sharding)
+    dbias = dzs.sum(axis=(0, 1))
+    dxs = dzs @ kernel.T
+    return dkernel, drecurrent, dbias, dxs, dh0, dc0, None
+
+
+_fused.defvjp(_fused_fwd, _fused_bwd)
+
+
+def scan(
+    params, xs, initial_state, ms, key, activation, recurrent_activation,
+    *, return_sequences, unroll, remat_chunk, dropout, recurrent_dropout,
+):
+    """The hoisted-projection scan: dropout, ``remat_chunk`` and 16-bit params run here.
+
+    ``xs`` ``(T, B, I)`` and ``ms`` ``(T, B)`` (or None) are time-major, in
+    processing order. Returns ``(final state, last output, outputs or None)``.
+    """
+    batch, units, dtype = xs.shape[1], params.units, initial_state.h.dtype
+    input_mask = recurrent_mask = None
+    if key is not None:
+        input_mask, recurrent_mask = _dropout.masks(
+            key, batch, xs.shape[2], units, dropout, recurrent_dropout, params.kernel.dtype
+        )
+
+    def project(xs):  # (T, B, I) -> (T, B, 4H)
+        if input_mask is not None:
+            return _dropout.input_projection(xs, input_mask, params).astype(dtype)
+        xs_proj = jnp.matmul(xs, params.kernel, preferred_element_type=dtype)
+        return xs_proj + params.bias.astype(dtype)[None, None]
+
+    scan = functools.partial(_remat.scan, unroll=unroll, remat_chunk=remat_chunk)
+
+    def step(state, x_proj):
+        return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation, recurrent_mask)
+
+    if ms is None:
+        def body(state, x_proj):
+            state, y = step(state, x_proj)
+            return state, (y if return_sequences else None)
+
+        state, ys = scan(body, initial_state, xs, prepare=project)
+        return state, state.h, ys
+
+    def body(carry, x_proj_and_mask):
+        state, y_prev = carry
+        x_proj, m = x_proj_and_mask
+        new_state, y = step(state, x_proj)
+        keep = m[:, None]
+        state = LSTMState(*(jnp.where(keep, new, old) for new, old in zip(new_state, state)))
+        y = jnp.where(keep, y, y_prev)
+        return (state, y), (y if return_sequences else None)
+
+    y0 = jnp.zeros((batch, units), dtype)
+    prepare = lambda x_and_mask: (project(x_and_mask[0]), x_and_mask[1])  # noqa: E731
+    (state, last), ys = scan(body, (initial_state, y0), (xs, ms), prepare=prepare)
+    return state, last, ys

@@ -1,0 +1,102 @@
+"""Every forced recurrence of jlstm.lstm against Keras (TensorFlow backend): values and gradients."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jlstm
+from conftest import assert_close
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+B, T, I, H = 3, 5, 4, 6
+RECURRENCES = ["scan", "step", "fused"]
+
+
+@functools.cache
+def keras_layer(return_sequences, go_backwards):
+    layer = keras.layers.LSTM(H, return_sequences=return_sequences, return_state=True, go_backwards=go_backwards)
+    layer.build((B, T, I))
+    return layer
+
+
+@functools.cache
+def data():
+    rng = np.random.default_rng(0)
+    params = jlstm.init_params(jax.random.key(0), I, H)
+    params = jlstm.LSTMParams(*(np.asarray(p) + 0.1 * rng.standard_normal(p.shape, np.float32) for p in params))
+    x = rng.standard_normal((B, T, I), np.float32)
+    h0, c0 = (rng.standard_normal((B, H), np.float32) for _ in range(2))
+    mask = np.array([[1, 1, 0, 1, 1], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0]], bool)  # holes, leading gap, all masked
+    return params, x, h0, c0, mask
+
+
+def keras_values_and_grads(return_sequences, go_backwards, use_mask, use_state):
+    params, x, h0, c0, mask = data()
+    layer = keras_layer(return_sequences, go_backwards)
+    layer.set_weights(list(params))
+    xs, h0s, c0s = (tf.Variable(a) for a in (x, h0, c0))
+    with tf.GradientTape() as tape:
+        out = layer(xs, mask=tf.constant(mask) if use_mask else None,
+                    initial_state=[h0s, c0s] if use_state else None)
+        loss = sum(tf.reduce_sum(tf.sin(o)) for o in out)
+    grads = tape.gradient(loss, [*layer.trainable_variables, xs, h0s, c0s])
+    return [o.numpy() for o in out], [None if g is None else g.numpy() for g in grads]
+
+
+CASES = [  # return_sequences, go_backwards, mask, initial_state
+    (False, False, False, False),
+    (True, False, False, True),
+    (True, False, True, True),
+    (False, True, True, False),
+    (True, True, True, True),
+]
+
+
+@pytest.mark.parametrize("recurrence", RECURRENCES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(n for n, on in zip(("seq", "back", "mask", "h0"), c) if on) or "plain")
+def test_matches_keras(recurrence, case):
+    return_sequences, go_backwards, use_mask, use_state = case
+    params, x, h0, c0, mask = data()
+    expected, expected_grads = keras_values_and_grads(*case)
+
+    def run(params, x, h0, c0):
+        return jlstm.lstm(params, x, initial_state=(h0, c0) if use_state else None,
+                          mask=mask if use_mask else None, return_sequences=return_sequences,
+                          return_state=True, go_backwards=go_backwards, recurrence=recurrence)
+
+    def loss(params, x, h0, c0):
+        return sum(jnp.sum(jnp.sin(o)) for o in run(params, x, h0, c0))
+
+    for actual, want in zip(jax.jit(run)(params, x, h0, c0), expected):
+        assert_close(actual, want)
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3)))(params, x, h0, c0)
+    flat = [*grads[0], *grads[1:]]
+    for actual, want in zip(flat, expected_grads):
+        assert_close(actual, np.zeros_like(actual) if want is None else want, "float32_grad")
+
+
+@pytest.mark.parametrize("recurrence", ["step", "fused"])
+def test_time_major_unroll_and_custom_activations_match_scan(recurrence):
+    params, x, h0, c0, mask = data()
+    kwargs = dict(initial_state=(h0, c0), mask=mask.T, time_major=True, return_sequences=True, return_state=True,
+                  activation=jax.nn.relu, recurrent_activation=jax.nn.hard_sigmoid, unroll=2)
+    xt = np.swapaxes(x, 0, 1)
+
+    def loss(params, recurrence):
+        return sum(jnp.sum(o ** 2) for o in jlstm.lstm(params, xt, recurrence=recurrence, **kwargs))
+
+    assert_close(jlstm.lstm(params, xt, recurrence=recurrence, **kwargs)[0],
+                 jlstm.lstm(params, xt, recurrence="scan", **kwargs)[0])
+    for actual, want in zip(jax.grad(loss)(params, recurrence), jax.grad(loss)(params, "scan")):
+        assert_close(actual, want, "float32_grad")
+
+
+def test_recurrence_is_checked():
+    params, x, *_ = data()
+    with pytest.raises(ValueError, match="lstm: recurrence must be one of"):
+        jlstm.lstm(params, x, recurrence="cudnn")
