@@ -70,12 +70,13 @@ def run(
 
     Returns ``(final state, last output (B, H), outputs (T, B, H))``.
     """
+    scan = functools.partial(_chained_scan, chains=_chains(xs, params.units), unroll=unroll)
     elementwise = functools.partial(_elementwise, activation, recurrent_activation)
     args = (params.kernel, params.recurrent_kernel, params.bias, xs, initial_state.h, initial_state.c, ms)
     if kind == "step":
-        ys, h, c, last = _forward(elementwise, unroll, *args)[0]
+        ys, h, c, last = _forward(elementwise, scan, *args)[0]
     elif kind == "fused":
-        ys, h, c, last = _fused(elementwise, unroll, *args)
+        ys, h, c, last = _fused(elementwise, scan, *args)
     else:
         raise ValueError(f"lstm: recurrence must be one of {KINDS}, got {kind!r}")
     return LSTMState(h, c), last, ys
@@ -95,7 +96,7 @@ def _elementwise(activation, recurrent_activation, z, h, c, y, m):
     return jnp.where(keep, h_new, h), jnp.where(keep, c_new, c), jnp.where(keep, h_new, y)
 
 
-def _forward(elementwise, unroll, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+def _forward(elementwise, scan, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
     """The forward scan, projecting ``x_t`` inside the step; also returns what the backward pass needs."""
     masked = ms is not None
 
@@ -108,23 +109,23 @@ def _forward(elementwise, unroll, kernel, recurrent_kernel, bias, xs, h0, c0, ms
         return (h_new, c_new, y_new if masked else None), (y_new, z, h, c)
 
     y0 = jnp.zeros_like(h0) if masked else None
-    (h, c, y), (ys, zs, hs, cs) = jax.lax.scan(body, (h0, c0, y0), (xs, ms) if masked else xs, unroll=unroll)
+    (h, c, y), (ys, zs, hs, cs) = scan(body, (h0, c0, y0), (xs, ms) if masked else xs)
     last = y if masked else h
     return (ys, h, c, last), (zs, hs, cs)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _fused(elementwise, unroll, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
-    return _forward(elementwise, unroll, kernel, recurrent_kernel, bias, xs, h0, c0, ms)[0]
+def _fused(elementwise, scan, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+    return _forward(elementwise, scan, kernel, recurrent_kernel, bias, xs, h0, c0, ms)[0]
 
 
-def _fused_fwd(elementwise, unroll, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
-    outputs, (zs, hs, cs) = _forward(elementwise, unroll, kernel, recurrent_kernel, bias, xs, h0, c0, ms)
+def _fused_fwd(elementwise, scan, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+    outputs, (zs, hs, cs) = _forward(elementwise, scan, kernel, recurrent_kernel, bias, xs, h0, c0, ms)
     ys = outputs[0]
     return outputs, (kernel, recurrent_kernel, xs, zs, hs, cs, ys, h0, ms)
 
 
-def _fused_bwd(elementwise, unroll, residuals, cotangents):
+def _fused_bwd(elementwise, scan, residuals, cotangents):
     kernel, recurrent_kernel, xs, zs, hs, cs, ys, h0, ms = residuals
     dys, dh, dc, dlast = cotangents
     masked = ms is not None
@@ -146,8 +147,7 @@ def _fused_bwd(elementwise, unroll, residuals, cotangents):
         dh_prev = dh_prev + dz @ recurrent_kernel.T
         return (dh_prev, dc_prev, dy_prev), dz
 
-    (dh0, dc0, _), dzs = jax.lax.scan(body, (dh, dc, dy), (zs, hs, cs, ys_prev, ms, dys), reverse=True,
-                                      unroll=unroll)
+    (dh0, dc0, _), dzs = scan(body, (dh, dc, dy), (zs, hs, cs, ys_prev, ms, dys), reverse=True)
     # Contract time and batch together, with the weights' own sharding (replicated under data
     # parallelism), so that the batch may be sharded.
     dkernel = jnp.einsum("tbi,tbg->ig", xs, dzs, out_sharding=jax.typeof(kernel).sharding)
@@ -158,6 +158,52 @@ def _fused_bwd(elementwise, unroll, residuals, cotangents):
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
+
+
+def _chains(xs: jax.Array, units: int) -> int:
+    """How many independent slices of the batch to run side by side (see :func:`_chained_scan`).
+
+    Measured on a 2-core CPU (jax 0.10.2): two chains cut the forward time by
+    about 1.4x where one step's matmuls are too small for XLA to spread over
+    the cores (about 10 to 60 MFLOP per step: batch 32, 128 inputs, 256 units)
+    and cost time where they are larger (XLA already uses every core) or
+    smaller (the threads' hand-off dominates). The batch must split evenly.
+    Other backends run one chain.
+    """
+    batch, input_dim = xs.shape[1], xs.shape[2]
+    flops = 2 * batch * (input_dim + units) * 4 * units
+    if jax.default_backend() != "cpu" or batch < 32 or batch % 2 or not 1e7 <= flops <= 6e7:
+        return 1
+    batch_sharding = jax.typeof(xs).sharding.spec
+    if len(batch_sharding) > 1 and batch_sharding[1] is not None:  # an explicitly sharded batch
+        return 1
+    return 2
+
+
+def _chained_scan(body, carry, xs, *, chains: int, unroll: int | bool, reverse: bool = False):
+    """``lax.scan(body, carry, xs)`` run as ``chains`` independent scans over slices of the batch.
+
+    The carry's leaves have the batch first and ``xs``'s leaves have it
+    second, after time. The slices advance in one loop, one body each per
+    step, with no data shared between them, so XLA's CPU runtime executes
+    them concurrently on different cores.
+    """
+    if chains == 1:
+        return jax.lax.scan(body, carry, xs, reverse=reverse, unroll=unroll)
+    batch = jax.tree.leaves(carry)[0].shape[0]  # a multiple of chains
+    size = batch // chains
+    carries = tuple(jax.tree.map(lambda a: a[k * size : (k + 1) * size], carry) for k in range(chains))
+    # Each step reads its slices from one (chains, size, ...) block and writes one: no strided copies.
+    xs_split = jax.tree.map(lambda a: a.reshape(a.shape[0], chains, size, *a.shape[2:]), xs)
+
+    def bodies(carries, xs_t):
+        xs_parts = [jax.tree.map(lambda a: a[k], xs_t) for k in range(chains)]
+        results = [body(c, x) for c, x in zip(carries, xs_parts)]
+        return tuple(r[0] for r in results), jax.tree.map(lambda *y: jnp.stack(y), *(r[1] for r in results))
+
+    carries, ys = jax.lax.scan(bodies, carries, xs_split, reverse=reverse, unroll=unroll)
+    carry = jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *carries)
+    return carry, jax.tree.map(lambda a: a.reshape(a.shape[0], batch, *a.shape[3:]), ys)
 
 
 def scan(

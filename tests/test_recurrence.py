@@ -100,3 +100,27 @@ def test_recurrence_is_checked():
     params, x, *_ = data()
     with pytest.raises(ValueError, match="lstm: recurrence must be one of"):
         jlstm.lstm(params, x, recurrence="cudnn")
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+def test_two_chains_equal_one_scan(masked):
+    """A shape where the CPU runs the batch as two concurrent chains gives the plain scan's values and grads."""
+    from jlstm import _recurrence
+
+    batch, time, input_dim, units = 32, 4, 128, 256
+    params = jlstm.init_params(jax.random.key(0), input_dim, units)
+    x = jax.random.normal(jax.random.key(1), (batch, time, input_dim))
+    assert _recurrence._chains(jnp.swapaxes(x, 0, 1), units) == (2 if jax.default_backend() == "cpu" else 1)
+    mask = jax.random.bernoulli(jax.random.key(2), 0.7, (batch, time)) if masked else None
+    state = tuple(jax.random.normal(jax.random.key(3), (2, batch, units)))
+
+    def loss(params, x, state, recurrence):
+        seq, h, c = jlstm.lstm(params, x, initial_state=state, mask=mask, return_sequences=True,
+                               return_state=True, go_backwards=True, recurrence=recurrence)
+        return jnp.sum(jnp.sin(seq)) + jnp.sum(h * c)
+
+    for recurrence in ("fused", "step"):
+        value, grads = jax.value_and_grad(loss, argnums=(0, 1, 2))(params, x, state, recurrence)
+        expected_value, expected_grads = jax.value_and_grad(loss, argnums=(0, 1, 2))(params, x, state, "scan")
+        assert_close(value, expected_value, "float32_grad")
+        jax.tree.map(lambda a, e: assert_close(a, e, "float32_grad"), grads, expected_grads)
