@@ -34,3 +34,16 @@ def assert_close(actual, expected, kind="float32"):
 def jit(request):
     """Runs a numerical test both as called and under ``jax.jit``."""
     return request.param
+
+
+def bits(a):
+    """The raw bits of an array, so that equality means bit-identical (-0.0 differs from 0.0)."""
+    a = np.asarray(a)
+    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
+
+
+def assert_bit_identical(actual, expected):
+    """Same leaves in the same order, with the same dtypes, shapes and bits."""
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
+        assert a.dtype == e.dtype and a.shape == e.shape
+        np.testing.assert_array_equal(bits(a), bits(e))

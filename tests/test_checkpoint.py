@@ -9,21 +9,15 @@ import pytest
 from flax import nnx
 
 import jlstm
+from conftest import assert_bit_identical, bits
 import jlstm.linen
 import jlstm.nnx
-
-
-def _bits(a):
-    a = np.asarray(a)
-    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
 
 
 def _assert_bit_identical(actual, expected):
     """Same tree structure (NamedTuples included), dtypes, shapes and bits."""
     assert jax.tree.structure(actual) == jax.tree.structure(expected)
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
-        assert a.dtype == e.dtype and a.shape == e.shape
-        np.testing.assert_array_equal(_bits(a), _bits(e))
+    assert_bit_identical(actual, expected)
 
 
 def _params(seed, input_dim=3, units=4, dtype=jnp.float32):
@@ -75,7 +69,7 @@ def test_restored_params_give_bit_identical_outputs(tmp_path):
     from_bytes = flax.serialization.from_bytes(params, flax.serialization.to_bytes(params))
     expected = jlstm.lstm(params, x, return_sequences=True)
     for p in (restored, from_bytes):
-        np.testing.assert_array_equal(_bits(jlstm.lstm(p, x, return_sequences=True)), _bits(expected))
+        np.testing.assert_array_equal(bits(jlstm.lstm(p, x, return_sequences=True)), bits(expected))
 
 
 def _save_and_restore(tmp_path, tree, target):
@@ -100,7 +94,7 @@ def test_linen_variables_round_trip(module, tmp_path):
         _assert_bit_identical(r, variables)
         for kwargs in ({}, dict(deterministic=False, rngs=dropout)):
             np.testing.assert_array_equal(
-                _bits(model.apply(r, x, **kwargs)), _bits(model.apply(variables, x, **kwargs)), err_msg=how
+                bits(model.apply(r, x, **kwargs)), bits(model.apply(variables, x, **kwargs)), err_msg=how
             )
 
 
@@ -116,8 +110,8 @@ def test_nnx_state_round_trips_through_orbax_with_its_dropout_stream(tmp_path):
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: _nnx_model(1)))
     restored = nnx.merge(graphdef, _save_and_restore(tmp_path, nnx.state(model), abstract))
     _assert_bit_identical(nnx.state(restored, nnx.Param), nnx.state(model, nnx.Param))
-    np.testing.assert_array_equal(_bits(restored(x)), _bits(model(x)))
-    np.testing.assert_array_equal(_bits(restored(x, deterministic=False)), _bits(model(x, deterministic=False)))
+    np.testing.assert_array_equal(bits(restored(x)), bits(model(x)))
+    np.testing.assert_array_equal(bits(restored(x, deterministic=False)), bits(model(x, deterministic=False)))
 
 
 def test_nnx_params_round_trip_through_bytes():
@@ -130,4 +124,4 @@ def test_nnx_params_round_trip_through_bytes():
     nnx.replace_by_pure_dict(params, flax.serialization.from_bytes(nnx.to_pure_dict(params), data))
     nnx.update(fresh, params)
     _assert_bit_identical(nnx.state(fresh, nnx.Param), nnx.state(model, nnx.Param))
-    np.testing.assert_array_equal(_bits(fresh(x)), _bits(model(x)))
+    np.testing.assert_array_equal(bits(fresh(x)), bits(model(x)))

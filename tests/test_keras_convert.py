@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_bit_identical, assert_close
 
 import jlstm
 from jlstm._keras import _ACTIVATIONS
@@ -16,17 +16,6 @@ B, T, I = 2, 5, 3  # batch, time, input features
 
 def _random(*shape):
     return RNG.standard_normal(shape).astype(np.float32)
-
-
-def _bits(a):
-    a = np.asarray(a)
-    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
-
-
-def _assert_bit_identical(actual, expected):
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
-        assert a.dtype == e.dtype and a.shape == e.shape
-        np.testing.assert_array_equal(_bits(a), _bits(e))
 
 
 def _random_params(input_dim, units, seed):
@@ -83,7 +72,7 @@ def test_use_bias_false_gives_zero_bias(x):
     np.testing.assert_array_equal(params.bias, np.zeros(16, np.float32))
     assert_close(jlstm.lstm(params, x), layer(x))
     no_bias = jlstm.to_keras(params, keras.layers.LSTM(4, use_bias=False))
-    _assert_bit_identical(jlstm.from_keras(no_bias), params)
+    assert_bit_identical(jlstm.from_keras(no_bias), params)
     with pytest.raises(ValueError, match="has use_bias=False, so params.bias must be all zeros"):
         jlstm.to_keras(_random_params(I, 4, 0), layer)
 
@@ -120,8 +109,8 @@ def test_unmappable_activations_are_rejected():
 def test_bidirectional_layer_gives_forward_and_backward(x):
     layer = _built(keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True)))
     forward, backward = jlstm.from_keras(layer)
-    _assert_bit_identical(forward, jlstm.from_keras(layer.forward_layer))
-    _assert_bit_identical(backward, jlstm.from_keras(layer.backward_layer))
+    assert_bit_identical(forward, jlstm.from_keras(layer.forward_layer))
+    assert_bit_identical(backward, jlstm.from_keras(layer.backward_layer))
     assert_close(jlstm.bidirectional(forward, backward, x, return_sequences=True), layer(x))
 
 
@@ -154,8 +143,8 @@ def test_model_records(model):
     assert [r.dropout for r in records] == [0.0, 0.0, 0.0, 0.1]
     assert all(r.activation is jnp.tanh and r.recurrent_activation is jax.nn.sigmoid for r in records)
     by_name = {layer.name: layer for layer in model.layers}
-    _assert_bit_identical(records[0].params, jlstm.from_keras(by_name["first"]))
-    _assert_bit_identical(records[1].params, jlstm.from_keras(by_name["bi"]))
+    assert_bit_identical(records[0].params, jlstm.from_keras(by_name["first"]))
+    assert_bit_identical(records[1].params, jlstm.from_keras(by_name["bi"]))
 
 
 def test_model_rebuilt_from_records_matches_keras(model, x):
@@ -178,18 +167,18 @@ def test_keras_file_path(model, tmp_path):
     model.save(path)
     from_file, from_memory = jlstm.from_keras(path), jlstm.from_keras(model)
     assert [r._replace(params=None) for r in from_file] == [r._replace(params=None) for r in from_memory]
-    _assert_bit_identical([r.params for r in from_file], [r.params for r in from_memory])
-    _assert_bit_identical(jlstm.from_keras(str(path))[0].params, from_memory[0].params)
+    assert_bit_identical([r.params for r in from_file], [r.params for r in from_memory])
+    assert_bit_identical(jlstm.from_keras(str(path))[0].params, from_memory[0].params)
 
 
 def test_round_trips_are_bit_identical(model):
     single = _random_params(I, 4, 1)
-    _assert_bit_identical(jlstm.from_keras(jlstm.to_keras(single, keras.layers.LSTM(4))), single)
+    assert_bit_identical(jlstm.from_keras(jlstm.to_keras(single, keras.layers.LSTM(4))), single)
     cell = keras.layers.RNN(keras.layers.LSTMCell(4))
-    _assert_bit_identical(jlstm.from_keras(jlstm.to_keras(single, cell)), single)
+    assert_bit_identical(jlstm.from_keras(jlstm.to_keras(single, cell)), single)
     pair = (_random_params(I, 4, 2), _random_params(I, 4, 3))
     bi = keras.layers.Bidirectional(keras.layers.LSTM(4))
-    _assert_bit_identical(jlstm.from_keras(jlstm.to_keras(pair, bi)), pair)
+    assert_bit_identical(jlstm.from_keras(jlstm.to_keras(pair, bi)), pair)
     # A whole model: every LSTM replaced, in from_keras order; records are accepted too.
     new = [
         _random_params(I, 4, 4),
@@ -200,10 +189,10 @@ def test_round_trips_are_bit_identical(model):
     records = jlstm.from_keras(model)
     try:
         jlstm.to_keras(new, model)
-        _assert_bit_identical([r.params for r in jlstm.from_keras(model)], new)
+        assert_bit_identical([r.params for r in jlstm.from_keras(model)], new)
     finally:
         jlstm.to_keras(records, model)
-    _assert_bit_identical([r.params for r in jlstm.from_keras(model)], [r.params for r in records])
+    assert_bit_identical([r.params for r in jlstm.from_keras(model)], [r.params for r in records])
 
 
 @pytest.mark.parametrize(
@@ -285,7 +274,7 @@ def test_worked_check_stacked_model_with_mask(jit):
 
     assert_close((jax.jit(run) if jit else run)(params, x, mask), model(x))
     new = [_random_params(d, 4, 10 + i) for i, d in enumerate((I, 4, 4))]
-    _assert_bit_identical(_flat(jlstm.from_keras(jlstm.to_keras(new, model))), new)
+    assert_bit_identical(_flat(jlstm.from_keras(jlstm.to_keras(new, model))), new)
 
 
 def test_worked_check_stacked_bidirectional_model(jit, x):
@@ -307,4 +296,4 @@ def test_worked_check_stacked_bidirectional_model(jit, x):
     assert_close((jax.jit(run) if jit else run)(params, x), model(x))
     new = [_random_params(d, 4, 20 + i) for i, d in enumerate((I, I, 8, 8))]
     pairs = [tuple(new[0:2]), tuple(new[2:4])]
-    _assert_bit_identical(_flat(jlstm.from_keras(jlstm.to_keras(pairs, model))), new)
+    assert_bit_identical(_flat(jlstm.from_keras(jlstm.to_keras(pairs, model))), new)

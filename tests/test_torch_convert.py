@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close
+from conftest import assert_bit_identical, assert_close
 
 import jlstm
 
@@ -17,18 +17,6 @@ RNG = np.random.default_rng(0)
 
 def _random(*shape):
     return RNG.standard_normal(shape).astype(np.float32)
-
-
-def _bits(a):
-    """The raw bits of an array, so that equality means bit-identical (-0.0 differs from 0.0)."""
-    a = np.asarray(a)
-    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
-
-
-def _assert_bit_identical(actual, expected):
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
-        assert a.dtype == e.dtype and a.shape == e.shape
-        np.testing.assert_array_equal(_bits(a), _bits(e))
 
 
 def _random_params(input_dim, units, key):
@@ -88,7 +76,7 @@ def test_lstm_cell_matches_torch():
     state, y = jlstm.lstm_cell(params, jlstm.LSTMState(jnp.asarray(h0), jnp.asarray(c0)), jnp.asarray(x))
     assert_close(state.h, h.numpy())
     assert_close(state.c, c.numpy())
-    _assert_bit_identical(jlstm.from_torch(cell.state_dict()), [params])
+    assert_bit_identical(jlstm.from_torch(cell.state_dict()), [params])
 
 
 def test_bias_false_gives_zero_bias_and_matches_torch():
@@ -108,9 +96,9 @@ def test_state_dict_with_prefix_and_several_lstms():
     state = model.state_dict()
     with pytest.raises(ValueError, match=r"several: prefixes \['dec\.', 'enc\.'\]; pass prefix="):
         jlstm.from_torch(state)
-    _assert_bit_identical(jlstm.from_torch(state, prefix="enc."), jlstm.from_torch(model["enc"]))
+    assert_bit_identical(jlstm.from_torch(state, prefix="enc."), jlstm.from_torch(model["enc"]))
     dec_only = {k: v for k, v in state.items() if k.startswith("dec.")}
-    _assert_bit_identical(jlstm.from_torch(dec_only), jlstm.from_torch(model["dec"]))
+    assert_bit_identical(jlstm.from_torch(dec_only), jlstm.from_torch(model["dec"]))
 
 
 def test_round_trip_jlstm_torch_jlstm_is_bit_identical():
@@ -120,8 +108,8 @@ def test_round_trip_jlstm_torch_jlstm_is_bit_identical():
     ]
     module = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
     assert jlstm.to_torch(params, module) is module
-    _assert_bit_identical(jlstm.from_torch(module), params)
-    _assert_bit_identical(jlstm.from_torch(module.state_dict()), params)
+    assert_bit_identical(jlstm.from_torch(module), params)
+    assert_bit_identical(jlstm.from_torch(module.state_dict()), params)
     np.testing.assert_array_equal(module.bias_hh_l1_reverse.detach().numpy(), np.zeros(16, np.float32))
 
 
@@ -147,13 +135,13 @@ def test_bfloat16_round_trip():
     expected = module.weight_ih_l0.float().detach().numpy()
     np.testing.assert_array_equal(np.asarray(params.kernel.T, np.float32), expected)
     back = jlstm.to_torch([params], torch.nn.LSTM(3, 2).to(torch.bfloat16))
-    _assert_bit_identical(jlstm.from_torch(back), [params])
+    assert_bit_identical(jlstm.from_torch(back), [params])
 
 
 def test_a_bare_params_loads_a_single_layer():
     params = _random_params(3, 2, jax.random.key(1))
-    _assert_bit_identical(jlstm.from_torch(jlstm.to_torch(params, torch.nn.LSTM(3, 2))), [params])
-    _assert_bit_identical(jlstm.from_torch(jlstm.to_torch([params], torch.nn.LSTMCell(3, 2))), [params])
+    assert_bit_identical(jlstm.from_torch(jlstm.to_torch(params, torch.nn.LSTM(3, 2))), [params])
+    assert_bit_identical(jlstm.from_torch(jlstm.to_torch([params], torch.nn.LSTMCell(3, 2))), [params])
 
 
 @pytest.mark.parametrize(
@@ -233,6 +221,6 @@ def test_worked_check_two_layer_bidirectional_batch_first(jit):
         assert_close(ours, theirs.numpy())
     # jlstm -> torch -> jlstm returns the same bits, and the reloaded module the same outputs.
     reloaded = jlstm.to_torch(params, make())
-    _assert_bit_identical(jlstm.from_torch(reloaded), params)
+    assert_bit_identical(jlstm.from_torch(reloaded), params)
     with torch.no_grad():
         assert_close(reloaded(torch.from_numpy(x))[0].numpy(), module(torch.from_numpy(x))[0].numpy())

@@ -233,15 +233,7 @@ def linen_model(key: jax.Array, units: int) -> Model:
     def logits(params, source, target):
         return module.apply({"params": params}, source, target)
 
-    def to_pure(params):
-        return Seq2SeqParams(
-            encoder=_lstm_params(params["encoder"]),
-            decoder=_lstm_params(params["decoder"]),
-            readout=params["readout"]["kernel"],
-            readout_bias=params["readout"]["bias"],
-        )
-
-    return Model(params, logits, to_pure)
+    return Model(params, logits, _from_flax)
 
 
 def nnx_model(key: jax.Array, units: int) -> Model:
@@ -270,15 +262,17 @@ def nnx_model(key: jax.Array, units: int) -> Model:
         nnx.replace_by_pure_dict(model_state, params)
         return nnx.merge(graphdef, model_state)(source, target)
 
-    def to_pure(params):
-        return Seq2SeqParams(
-            encoder=_lstm_params(params["encoder"]),
-            decoder=_lstm_params(params["decoder"]),
-            readout=params["readout"]["kernel"],
-            readout_bias=params["readout"]["bias"],
-        )
+    return Model(params, logits, _from_flax)
 
-    return Model(params, logits, to_pure)
+
+def _from_flax(params) -> "Seq2SeqParams":
+    """The pure parameters from a linen or nnx parameter tree (the two name them alike)."""
+    return Seq2SeqParams(
+        encoder=_lstm_params(params["encoder"]),
+        decoder=_lstm_params(params["decoder"]),
+        readout=params["readout"]["kernel"],
+        readout_bias=params["readout"]["bias"],
+    )
 
 
 def _lstm_params(tree) -> jlstm.LSTMParams:
