@@ -32,6 +32,8 @@ def bidirectional(
     recurrent_dropout: float = 0.0,
     training: bool = False,
     key: Optional[jax.Array] = None,
+    remat_chunk: Optional[int] = None,
+    recurrence: str = "auto",
 ) -> Any:
     r"""Runs a forward and a backward LSTM over a sequence and merges them, as Keras's ``Bidirectional``.
 
@@ -84,6 +86,7 @@ def bidirectional(
         direction.
       key: a ``jax.random`` key, split in two, one half per direction; needed
         only when training with dropout.
+      remat_chunk, recurrence: as in :func:`lstm`, for each direction.
 
     Returns:
       ``output``; with ``return_state`` ``(output, h_fwd, c_fwd, h_bwd, c_bwd)``.
@@ -108,6 +111,9 @@ def bidirectional(
       ((2, 4), True)
     """
     fn = "bidirectional"
+    return_sequences = _validate.flag(fn, "return_sequences", return_sequences)
+    return_state = _validate.flag(fn, "return_state", return_state)
+    time_major = _validate.flag(fn, "time_major", time_major)
     if not (merge_mode is None or (isinstance(merge_mode, str) and merge_mode in MERGE_MODES)):
         raise ValueError(
             f"{fn}: merge_mode must be one of 'concat', 'sum', 'mul', 'ave' or None, got {merge_mode!r}"
@@ -157,6 +163,8 @@ def bidirectional(
         dropout=dropout,
         recurrent_dropout=recurrent_dropout,
         training=training,
+        remat_chunk=remat_chunk,
+        recurrence=recurrence,
     )
     y_fwd, h_fwd, c_fwd = lstm(forward_params, inputs, initial_state=forward_state, key=forward_key, **common)
     y_bwd, h_bwd, c_bwd = lstm(

@@ -84,7 +84,9 @@ def _step(
             h.astype(recurrent_kernel.dtype), recurrent_kernel, preferred_element_type=x_proj.dtype
         )
     else:
-        hr = _dropout.recurrent_projection(h.astype(recurrent_kernel.dtype), recurrent_mask, recurrent_kernel)
+        hr = _dropout.recurrent_projection(
+            h.astype(recurrent_kernel.dtype), recurrent_mask, recurrent_kernel, x_proj.dtype
+        )
     h, c = _gates(x_proj + hr.astype(x_proj.dtype), c, activation, recurrent_activation)
     return LSTMState(h, c), h
 

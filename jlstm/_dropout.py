@@ -7,6 +7,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
+from . import _validate
 from ._params import LSTMParams
 
 
@@ -17,7 +18,8 @@ def check(fn: str, dropout: Any, recurrent_dropout: Any, training: Any, key: Any
             raise TypeError(f"{fn}: {name} must be a float in [0, 1), got {type(rate).__name__}")
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"{fn}: {name} must be a float in [0, 1), got {rate!r}")
-    active = bool(training) and (dropout > 0 or recurrent_dropout > 0)
+    training = _validate.flag(fn, "training", training)
+    active = training and (dropout > 0 or recurrent_dropout > 0)
     if active and key is None:
         raise ValueError(
             f"{fn}: training with dropout={dropout!r}, recurrent_dropout={recurrent_dropout!r} "
@@ -61,18 +63,23 @@ def masks(
     return out[0], out[1]
 
 
-def input_projection(xs: jax.Array, input_mask: jax.Array, params: LSTMParams) -> jax.Array:
-    """``(xs * mask) @ kernel + bias`` for all steps, (T, B, I) -> (T, B, 4H); per gate if the mask is."""
+def input_projection(xs: jax.Array, input_mask: jax.Array, params: LSTMParams, dtype) -> jax.Array:
+    """``(xs * mask) @ kernel + bias`` for all steps, (T, B, I) -> (T, B, 4H); per gate if the mask is.
+
+    The matmul accumulates in ``dtype`` (the state dtype), as the plain projection does.
+    """
+    bias = params.bias.astype(dtype)[None, None, :]
     if input_mask.ndim == 2:  # (B, I), shared by the gates
-        return (xs * input_mask[None]) @ params.kernel + params.bias[None, None, :]
+        return jnp.matmul(xs * input_mask[None], params.kernel, preferred_element_type=dtype) + bias
     time, batch, input_dim = xs.shape
     kernel = params.kernel.reshape(input_dim, 4, params.units)
-    z = jnp.einsum("tgbi,igh->tbgh", xs[:, None] * input_mask[None], kernel)
-    return z.reshape(time, batch, 4 * params.units) + params.bias[None, None, :]
+    z = jnp.einsum("tgbi,igh->tbgh", xs[:, None] * input_mask[None], kernel, preferred_element_type=dtype)
+    return z.reshape(time, batch, 4 * params.units) + bias
 
 
-def recurrent_projection(h: jax.Array, recurrent_mask: jax.Array, recurrent_kernel: jax.Array) -> jax.Array:
-    """``(h * mask_g) @ recurrent_kernel_g`` for each gate g, (B, H) -> (B, 4H)."""
+def recurrent_projection(h: jax.Array, recurrent_mask: jax.Array, recurrent_kernel: jax.Array, dtype) -> jax.Array:
+    """``(h * mask_g) @ recurrent_kernel_g`` for each gate g, (B, H) -> (B, 4H), accumulated in ``dtype``."""
     units = h.shape[-1]
-    z = jnp.einsum("gbh,hgk->bgk", h[None] * recurrent_mask, recurrent_kernel.reshape(units, 4, units))
+    kernel = recurrent_kernel.reshape(units, 4, units)
+    z = jnp.einsum("gbh,hgk->bgk", h[None] * recurrent_mask, kernel, preferred_element_type=dtype)
     return z.reshape(h.shape[0], 4 * units)

@@ -132,12 +132,23 @@ def _lstm_params(fn: str, layer: Any) -> LSTMParams:
     return LSTMParams(kernel, recurrent_kernel, bias)
 
 
+def _halves(fn: str, layer: Any) -> tuple[Any, Any]:
+    """A Bidirectional's forward and backward layers, if they read the input as jlstm.bidirectional does."""
+    forward, backward = layer.forward_layer, layer.backward_layer
+    if forward.go_backwards or not backward.go_backwards:
+        raise ValueError(
+            f"{fn}: Bidirectional layer {layer.name!r} has go_backwards={forward.go_backwards} in its forward "
+            f"layer and {backward.go_backwards} in its backward layer; jlstm.bidirectional runs False and True"
+        )
+    return forward, backward
+
+
 def _record(fn: str, layer: Any) -> KerasLSTMLayer:
     from keras import layers
 
     bidirectional = isinstance(layer, layers.Bidirectional)
     if bidirectional:
-        forward, backward = layer.forward_layer, layer.backward_layer
+        forward, backward = _halves(fn, layer)
         params = (_lstm_params(fn, forward), _lstm_params(fn, backward))
         for attr in ("activation", "recurrent_activation"):
             if getattr(forward.cell, attr) is not getattr(backward.cell, attr):
@@ -249,7 +260,7 @@ def from_keras(layer_or_model: Any) -> Any:
     if isinstance(layer_or_model, keras.Model):
         return [_record(fn, layer) for layer in _model_lstms(fn, layer_or_model)]
     if isinstance(layer_or_model, keras.layers.Bidirectional):
-        forward, backward = layer_or_model.forward_layer, layer_or_model.backward_layer
+        forward, backward = _halves(fn, layer_or_model)
         return (_lstm_params(fn, forward), _lstm_params(fn, backward))
     return _lstm_params(fn, layer_or_model)
 

@@ -1,4 +1,4 @@
-"""The LSTM layer: validation, then one ``lax.scan`` over the cell."""
+"""The LSTM layer: validation, Keras's flags and layouts around one loop over the cell (``_recurrence``)."""
 
 import functools
 from typing import Any, Optional
@@ -116,7 +116,7 @@ def lstm(
       remat_chunk: split the scan into chunks of this many steps and recompute
         each chunk in the backward pass (``jax.checkpoint``): training memory
         of order ``T / remat_chunk + remat_chunk`` steps instead of ``T``, for
-        one more forward pass; same results and gradients. ``T`` need not be a
+        one more forward pass; the same results and gradients to float32 round-off. ``T`` need not be a
         multiple of it. About ``sqrt(T)`` is a good choice for long sequences.
       recurrence: how the loop is run; every choice gives the same numbers
         to float32 round-off. ``"fused"`` projects ``x_t`` inside the step

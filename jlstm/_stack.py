@@ -31,6 +31,8 @@ def stacked_lstm(
     inter_layer_dropout: float = 0.0,
     training: bool = False,
     key: Optional[jax.Array] = None,
+    remat_chunk: Optional[int] = None,
+    recurrence: str = "auto",
 ) -> Any:
     r"""Runs ``num_layers`` LSTMs (or bidirectional LSTMs) one on top of the other.
 
@@ -83,6 +85,7 @@ def stacked_lstm(
       training: apply the dropouts; when False the rates are ignored.
       key: a ``jax.random`` key, split per layer; needed only when training with
         a rate above 0.
+      remat_chunk, recurrence: as in :func:`lstm`, for every layer.
 
     Returns:
       ``output`` (the last layer's), or ``(output, h, c)`` with ``return_state``.
@@ -105,6 +108,10 @@ def stacked_lstm(
       ((2, 5, 8), (4, 2, 4), (4, 2, 4))
     """
     fn = "stacked_lstm"
+    return_sequences = _validate.flag(fn, "return_sequences", return_sequences)
+    return_state = _validate.flag(fn, "return_state", return_state)
+    time_major = _validate.flag(fn, "time_major", time_major)
+    bidirectional = _validate.flag(fn, "bidirectional", bidirectional)
     if isinstance(params_list, LSTMParams) or not isinstance(params_list, (list, tuple)):
         got = type(params_list).__name__
         if isinstance(params_list, LSTMParams):
@@ -176,6 +183,8 @@ def stacked_lstm(
         dropout=dropout,
         recurrent_dropout=recurrent_dropout,
         training=training,
+        remat_chunk=remat_chunk,
+        recurrence=recurrence,
     )
     x, hs, cs = inputs, [], []
     for layer in range(num_layers):

@@ -29,6 +29,8 @@ class _Config(nn.Module):
     activation: Callable[[jax.Array], jax.Array] = jnp.tanh
     recurrent_activation: Callable[[jax.Array], jax.Array] = jax.nn.sigmoid
     unroll: int | bool = 1
+    remat_chunk: Optional[int] = None
+    recurrence: str = "auto"
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
     unit_forget_bias: bool = True
@@ -62,6 +64,8 @@ class _Config(nn.Module):
             activation=self.activation,
             recurrent_activation=self.recurrent_activation,
             unroll=self.unroll,
+            remat_chunk=self.remat_chunk,
+            recurrence=self.recurrence,
         )
 
 
@@ -95,10 +99,11 @@ class LSTM(_Config):
     Attributes:
       units: hidden units.
       return_sequences, return_state, go_backwards, time_major, activation,
-        recurrent_activation, unroll, dropout, recurrent_dropout: as in
+        recurrent_activation, unroll, remat_chunk, recurrence, dropout, recurrent_dropout: as in
         :func:`jlstm.lstm`.
       unit_forget_bias: start the forget gate's bias at 1.
-      param_dtype: dtype of the parameters, which is also the compute dtype.
+      param_dtype: dtype of the parameters; the state and outputs follow :func:`jlstm.lstm`'s dtype policy
+        (float32 for 16-bit parameters).
       kernel_init, recurrent_kernel_init: initialisers
         ``(key, shape, dtype) -> array``.
 

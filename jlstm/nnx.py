@@ -41,11 +41,12 @@ class LSTM(nnx.Module):
       units: hidden units.
       rngs: an ``nnx.Rngs``.
       return_sequences, return_state, go_backwards, time_major, activation,
-        recurrent_activation, unroll, dropout, recurrent_dropout: as in
+        recurrent_activation, unroll, remat_chunk, recurrence, dropout, recurrent_dropout: as in
         :func:`jlstm.lstm`.
       deterministic: the default for ``__call__``; True disables dropout.
       unit_forget_bias: start the forget gate's bias at 1.
-      param_dtype: dtype of the parameters, which is also the compute dtype.
+      param_dtype: dtype of the parameters; the state and outputs follow :func:`jlstm.lstm`'s dtype policy
+        (float32 for 16-bit parameters).
       kernel_init, recurrent_kernel_init: initialisers ``(key, shape, dtype) -> array``.
 
     Example:
@@ -76,6 +77,8 @@ class LSTM(nnx.Module):
         activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
         recurrent_activation: Callable[[jax.Array], jax.Array] = jax.nn.sigmoid,
         unroll: int | bool = 1,
+        remat_chunk: Optional[int] = None,
+        recurrence: str = "auto",
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         deterministic: bool = True,
@@ -97,6 +100,8 @@ class LSTM(nnx.Module):
             activation=activation,
             recurrent_activation=recurrent_activation,
             unroll=unroll,
+            remat_chunk=remat_chunk,
+            recurrence=recurrence,
         )
         _init_dropout(self, rngs, dropout, recurrent_dropout, deterministic)
 
@@ -160,6 +165,8 @@ class Bidirectional(nnx.Module):
         activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
         recurrent_activation: Callable[[jax.Array], jax.Array] = jax.nn.sigmoid,
         unroll: int | bool = 1,
+        remat_chunk: Optional[int] = None,
+        recurrence: str = "auto",
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         deterministic: bool = True,
@@ -184,6 +191,8 @@ class Bidirectional(nnx.Module):
             activation=activation,
             recurrent_activation=recurrent_activation,
             unroll=unroll,
+            remat_chunk=remat_chunk,
+            recurrence=recurrence,
         )
         _init_dropout(self, rngs, dropout, recurrent_dropout, deterministic)
 
