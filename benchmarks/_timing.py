@@ -1,22 +1,25 @@
-"""The one timing helper every implementation is measured with."""
+"""The timing helpers every implementation is measured with."""
 
 import statistics
 import time
 from typing import Callable
 
 
-def measure(fn: Callable[[], object], sync: Callable[[object], object], *, budget: float = 2.0,
-            warmup: int = 3, min_runs: int = 5, max_runs: int = 100_000) -> dict:
-    """Times ``sync(fn())``.
-
-    The first call is timed on its own (``first_s``: tracing and compilation plus
-    one run). Then ``warmup`` untimed calls, then synced runs until ``budget``
-    seconds are filled (at least ``min_runs``). Every run is synced, so a run
-    is the wall time from the call to the result being ready.
-    """
+def first_call(fn: Callable[[], object], sync: Callable[[object], object]) -> float:
+    """Seconds for the first synced call: tracing and compilation plus one run."""
     start = time.perf_counter()
     sync(fn())
-    first = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def runs(fn: Callable[[], object], sync: Callable[[object], object], *, budget: float, warmup: int = 3,
+         min_runs: int = 5, max_runs: int = 100_000) -> list[float]:
+    """Wall times (s) of synced calls ``sync(fn())``, after ``warmup`` untimed ones.
+
+    Runs until ``budget`` seconds are filled and at least ``min_runs`` are
+    done. Every run is synced: a run is the time from the call to the result
+    being ready.
+    """
     for _ in range(warmup):
         sync(fn())
     times = []
@@ -25,13 +28,11 @@ def measure(fn: Callable[[], object], sync: Callable[[object], object], *, budge
         start = time.perf_counter()
         sync(fn())
         times.append(time.perf_counter() - start)
-    return {
-        "first_s": first,
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "max_s": max(times),
-        "runs": len(times),
-    }
+    return times
+
+
+def summary(times: list[float]) -> dict:
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "runs": len(times)}
 
 
 def jax_sync(out):

@@ -15,7 +15,6 @@ import ast
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,19 +24,15 @@ def interleave(fns: dict, sync, *, rounds: int = 30, calls: int = 3) -> dict:
 
     Returns ``{name: [median per round, ...]}``; the round order alternates to cancel drift.
     """
+    from _timing import runs
+
     for fn in fns.values():
-        sync(fn())
-        sync(fn())
+        runs(fn, sync, budget=0, warmup=2, min_runs=0)
     names = list(fns)
     times = {name: [] for name in names}
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
-            fn, runs = fns[name], []
-            for _ in range(calls):
-                start = time.perf_counter()
-                sync(fn())
-                runs.append(time.perf_counter() - start)
-            times[name].append(min(runs))
+            times[name].append(min(runs(fns[name], sync, budget=0, warmup=0, min_runs=calls)))
     return times
 
 

@@ -1,9 +1,20 @@
-"""Times one implementation on a list of shapes, in this process only.
+"""Times one implementation, in this process only, on request.
 
-Called by ``run.py`` (one process per implementation); prints one JSON line
-per measurement on stdout::
+``run.py`` starts one of these per implementation and keeps them all alive, so
+that it can time the implementations in alternation (see its docstring). The
+worker reads one JSON request per line on stdin and answers each with one
+JSON line on stdout::
 
-    python benchmarks/bench_impl.py --impl flax_linen --shapes 1,100,32,64 --modes forward,train
+    $ python benchmarks/bench_impl.py --impl flax_linen
+    {"shape": [1, 100, 32, 64], "mode": "forward", "budget": 0.5, "min_runs": 2}
+    {"impl": "flax_linen", "shape": [1, 100, 32, 64], "mode": "forward", "first_s": 0.21, "times_s": [...]}
+
+The first request for a shape and mode builds the function and times its
+first call on its own (``first_s``: tracing and compilation plus one run),
+then 3 warm-up calls; later requests for the same shape and mode warm up with
+one call (the other processes ran in between). Only the latest shape and mode
+are kept. An implementation that cannot be imported answers ``skipped``; one
+that fails answers ``error``.
 
 Every implementation computes the same thing: an LSTM with ``H`` units over
 float32 inputs ``(B, T, I)`` returning the whole output sequence, zero initial
@@ -12,6 +23,7 @@ state. ``train`` is one jitted (or ``tf.function``) call computing the loss
 """
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -205,7 +217,8 @@ def _torch_t1(shape, mode):
     return _torch(shape, mode, 1)
 
 
-@impl("matmul", "machine limit: one float32 jnp.dot (B*T, I+H) @ (I+H, 4H), the LSTM's forward FLOPs")
+@impl("matmul", "machine limit: one float32 jnp.dot (B*T, I+H) @ (I+H, 4H), the LSTM's forward FLOPs, "
+              "and a square 1024³ one")
 def _matmul(shape, mode):
     import jax
     import jax.numpy as jnp
@@ -224,33 +237,42 @@ def keras_backend(name):
     return "jax" if name == "keras_jax" else "tensorflow"
 
 
+def serve(name: str, requests, reply) -> None:
+    """Answers timing requests (dicts) for implementation ``name`` until ``requests`` ends."""
+    from _timing import first_call, runs
+
+    description, build = IMPLS[name]
+    built = {}  # (shape, mode) -> (fn, sync): the latest only
+    for request in requests:
+        shape, mode = tuple(request["shape"]), request["mode"]
+        record = {"impl": name, "description": description, "shape": list(shape), "mode": mode}
+        try:
+            warmup = 1
+            if (shape, mode) not in built:
+                built.clear()
+                gc.collect()
+                built[(shape, mode)] = build(shape, mode)
+                record["first_s"] = first_call(*built[(shape, mode)])
+                warmup = 3
+            record["times_s"] = runs(*built[(shape, mode)], budget=request["budget"], warmup=warmup,
+                                     min_runs=request["min_runs"])
+        except ImportError as error:
+            record["skipped"] = f"{type(error).__name__}: {error}"
+        except Exception as error:  # a peer failing must not stop the others
+            built.clear()
+            record["error"] = f"{type(error).__name__}: {error}"
+        reply(record)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impl", required=True, choices=sorted(IMPLS))
-    parser.add_argument("--shapes", nargs="+", required=True, help="B,T,I,H each")
-    parser.add_argument("--modes", default="forward,train")
-    parser.add_argument("--budget", type=float, default=2.0, help="seconds of timed runs per measurement")
     args = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = keras_backend(args.impl)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _timing import lstm_flops, measure
-
-    description, build = IMPLS[args.impl]
-    modes = ["forward"] if args.impl == "matmul" else args.modes.split(",")
-    for text in args.shapes:
-        shape = tuple(int(n) for n in text.split(","))
-        for mode in modes:
-            record = {"impl": args.impl, "description": description, "shape": list(shape), "mode": mode}
-            try:
-                fn, sync = build(shape, mode)
-                record.update(measure(fn, sync, budget=args.budget))
-                record["gflops"] = lstm_flops(*shape, mode) / record["median_s"] / 1e9
-            except ImportError as error:
-                record["skipped"] = f"{type(error).__name__}: {error}"
-            except Exception as error:  # a peer failing must not stop the others
-                record["error"] = f"{type(error).__name__}: {error}"
-            print(json.dumps(record), flush=True)
+    serve(args.impl, (json.loads(line) for line in sys.stdin if line.strip()),
+          lambda record: print(json.dumps(record), flush=True))
 
 
 if __name__ == "__main__":

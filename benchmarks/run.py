@@ -4,7 +4,15 @@
     python benchmarks/run.py --quick              # a small grid, about two minutes
     python benchmarks/run.py --shapes 16,200,64,128 --impls jlstm,torch_t1 --modes train
 
-Writes ``PREFIX.json`` (every measurement, machine, versions, date), ``PREFIX.md``
+Every implementation runs in its own worker process (``bench_impl.py``), all
+started at once and kept alive. For each shape and mode the implementations
+are timed in turn, and the whole turn is repeated ``--rounds`` times in
+alternating order (A B C, C B A, ...), each time for ``budget / rounds``
+seconds. A shared machine's speed drifts by tens of percent within minutes;
+timed this way every implementation sees the same drift, and the time relative
+to jlstm is the median of the per-round ratios.
+
+Writes ``PREFIX.json`` (every run, machine, versions, date), ``PREFIX.md``
 (tables) and ``PREFIX.png`` (each implementation's time relative to jlstm).
 """
 
@@ -14,12 +22,16 @@ import importlib.metadata
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from _timing import lstm_flops, summary  # noqa: E402
 from bench_impl import IMPLS  # noqa: E402
 
 GRID = {  # name: (batch, time, input_dim, units)
@@ -31,6 +43,8 @@ GRID = {  # name: (batch, time, input_dim, units)
 }
 QUICK_GRID = {"small": (1, 100, 32, 64), "quick_medium": (16, 50, 64, 128)}
 QUICK_BUDGET = 0.25
+SQUARE = (1024, 1, 768, 256)  # as an LSTM shape, the matmul worker's (1024, 1024) @ (1024, 1024)
+PAUSE_S = 0.1  # between two implementations' turns, for the last one's spinning threads to settle
 PEERS = [name for name in IMPLS if name != "matmul"]
 PACKAGES = ["jax", "jaxlib", "flax", "equinox", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy"]
 
@@ -61,39 +75,117 @@ def machine():
     }
 
 
-def run_worker(name, shapes, modes, budget, progress):
-    """Runs one implementation in its own process; yields its records as they arrive."""
-    command = [sys.executable, os.path.join(HERE, "bench_impl.py"), "--impl", name,
-               "--shapes", *[",".join(map(str, s)) for s in shapes.values()], "--modes", ",".join(modes),
-               "--budget", str(budget)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(HERE),
-                                                                     os.environ.get("PYTHONPATH")])))
-    names = {tuple(s): n for n, s in shapes.items()}
-    expected = len(shapes) * (1 if name == "matmul" else len(modes))
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    got = 0
-    for line in process.stdout:
-        if not line.startswith("{"):
-            continue
-        record = json.loads(line)
-        record["shape_name"] = names[tuple(record["shape"])]
-        got += 1
-        progress.update(1)
-        progress.set_postfix_str(f"{name} {record['shape_name']} {record['mode']}")
-        yield record
-    stderr = process.stderr.read()
-    process.wait()
-    if got < expected:  # the worker died: report what is missing
-        progress.update(expected - got)
-        reason = (stderr.strip().splitlines() or ["no output"])[-1]
-        yield {"impl": name, "error": f"worker exited with {process.returncode}: {reason}"}
+class Worker:
+    """One implementation's ``bench_impl.py`` process, answering one timing request at a time."""
+
+    def __init__(self, name):
+        self.name = name
+        self.unusable = None  # why this implementation is not timed any more
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(HERE),
+                                                                         os.environ.get("PYTHONPATH")])))
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen([sys.executable, os.path.join(HERE, "bench_impl.py"), "--impl", name],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                        text=True, env=env)
+
+    def time(self, shape, mode, budget, min_runs):
+        request = {"shape": list(shape), "mode": mode, "budget": budget, "min_runs": min_runs}
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            for line in self.process.stdout:
+                if line.startswith("{"):
+                    return json.loads(line)
+        except BrokenPipeError:
+            pass
+        self.process.wait()
+        self.stderr.seek(0)
+        reason = (self.stderr.read().strip().splitlines() or ["no output"])[-1]
+        return {"impl": self.name, "shape": list(shape), "mode": mode,
+                "error": f"worker exited with {self.process.returncode}: {reason}"}
+
+    def close(self):
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except BrokenPipeError:  # the worker died with a request unread
+                pass
+        self.process.wait()
+        self.stderr.close()
+
+
+def combine(answers, shape_name):
+    """One record from the rounds' answers of one implementation, shape and mode."""
+    record = {k: v for k, v in answers[0].items() if k not in ("times_s", "skipped", "error")}
+    record["shape_name"] = shape_name
+    for answer in answers:  # the first problem reported, if any
+        for problem in ("skipped", "error"):
+            if problem in answer:
+                record.setdefault(problem, answer[problem])
+    timed = [a for a in answers if "times_s" in a]
+    if timed:
+        times = [t for a in timed for t in a["times_s"]]
+        record.update(summary(times))
+        record["round_medians_s"] = [statistics.median(a["times_s"]) for a in timed]
+        record["gflops"] = lstm_flops(*record["shape"], record["mode"]) / record["median_s"] / 1e9
+    return record
+
+
+def ratios_to_jlstm(records):
+    """Sets ``vs_jlstm``: the median over rounds of the time relative to jlstm's in the same round."""
+    rounds = {(r["impl"], r["shape_name"], r["mode"]): r.get("round_medians_s") for r in records}
+    for r in records:
+        base = rounds.get(("jlstm", r["shape_name"], r["mode"]))
+        if r.get("round_medians_s") and base and len(base) == len(r["round_medians_s"]):
+            r["vs_jlstm"] = statistics.median(t / b for t, b in zip(r["round_medians_s"], base))
+
+
+def takes_part(impl, shape_name, mode):
+    """The matmul worker times the forward FLOPs of each shape, and the square dot; the others, the LSTMs."""
+    if shape_name == "square_1024":
+        return impl == "matmul"
+    return impl != "matmul" or mode == "forward"
+
+
+def measure_all(workers, shapes, modes, budget, rounds, progress):
+    """Times every worker on every shape and mode, in alternating rounds; returns the combined records."""
+    records = []
+    plan = [(name, shape, mode) for name, shape in shapes.items() for mode in modes]
+    if "matmul" in workers:
+        plan.append(("square_1024", SQUARE, "forward"))
+    for shape_name, shape, mode in plan:
+        turn = [w for w in workers.values() if takes_part(w.name, shape_name, mode)]
+        answers = {w.name: [] for w in turn}
+        for k in range(rounds):
+            for worker in turn if k % 2 == 0 else turn[::-1]:
+                progress.set_postfix_str(f"{shape_name} {mode} round {k + 1}/{rounds}: {worker.name}")
+                if worker.unusable is None and not any("error" in a for a in answers[worker.name]):
+                    answer = worker.time(shape, mode, budget / rounds, min_runs=2)
+                    answers[worker.name].append(answer)
+                    if "skipped" in answer or "worker exited" in answer.get("error", ""):
+                        worker.unusable = answer.get("skipped") or answer["error"]
+                        progress.write(f"{worker.name}: {worker.unusable}")
+                    elif "error" in answer:
+                        progress.write(f"{worker.name} {shape_name} {mode}: {answer['error']}")
+                    time.sleep(PAUSE_S)
+                progress.update(1)
+        records += [combine(a, shape_name) for a in answers.values() if a]
+    ratios_to_jlstm(records)
+    return records
+
+
+def matmul_limits(records, shapes):
+    """Per shape, the machine's matmul limit (GFLOP/s): the faster of the same-FLOP dot and the square one."""
+    dots = {r["shape_name"]: r["gflops"] for r in records if r["impl"] == "matmul" and "gflops" in r}
+    square = dots.get("square_1024", 0.0)
+    return {s: max(dots[s], square) for s in shapes if s in dots}
 
 
 def table(records, shapes, impls, modes):
     """Markdown: per mode, median ms and time relative to jlstm; first-call time; GFLOP/s and share."""
     by_key = {(r["impl"], r.get("shape_name"), r.get("mode")): r for r in records if "median_s" in r}
     lines = []
-    limit = {s: by_key[("matmul", s, "forward")]["gflops"] for s in shapes if ("matmul", s, "forward") in by_key}
+    limit = matmul_limits(records, shapes)
     for mode in modes:
         lines += [f"### {mode}: median ms (time relative to jlstm); **bold**: fastest", "",
                   "| shape (B, T, I, H) | " + " | ".join(impls) + " |",
@@ -103,14 +195,13 @@ def table(records, shapes, impls, modes):
             if not got:
                 continue
             best = min(r["median_s"] for r in got.values())
-            base = got.get("jlstm", {}).get("median_s")
             cells = []
             for i in impls:
                 if i not in got:
                     cells.append("–")
                     continue
                 t = got[i]["median_s"]
-                cell = f"{t * 1e3:.3g}" + (f" ({t / base:.2f}×)" if base else "")
+                cell = f"{t * 1e3:.3g}" + (f" ({got[i]['vs_jlstm']:.2f}×)" if "vs_jlstm" in got[i] else "")
                 cells.append(f"**{cell}**" if t == best else cell)
             lines.append(f"| {s} {shape} | " + " | ".join(cells) + " |")
         lines += ["", f"### {mode}: first call (trace + compile + one run), s", "",
@@ -119,7 +210,8 @@ def table(records, shapes, impls, modes):
             cells = [f"{by_key[(i, s, mode)]['first_s']:.2f}" if (i, s, mode) in by_key else "–" for i in impls]
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         if limit:
-            lines += ["", f"### {mode}: GFLOP/s (share of the matmul limit)", "",
+            lines += ["", f"### {mode}: GFLOP/s (share of the matmul limit: the faster of one float32 dot with the "
+                      "shape's forward FLOPs and a square 1024³ dot)", "",
                       "| shape | matmul limit | " + " | ".join(impls) + " |",
                       "| --- | ---: |" + " ---: |" * len(impls)]
             for s in shapes:
@@ -139,7 +231,7 @@ def plot(records, shapes, impls, modes, path, title):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    by_key = {(r["impl"], r.get("shape_name"), r.get("mode")): r["median_s"] for r in records if "median_s" in r}
+    by_key = {(r["impl"], r["shape_name"], r["mode"]): r["vs_jlstm"] for r in records if "vs_jlstm" in r}
     fig, axes = plt.subplots(len(modes), 1, figsize=(max(8, 1.6 * len(shapes) * len(impls) / 4), 4 * len(modes)),
                              squeeze=False)
     width = 0.8 / len(impls)
@@ -147,9 +239,9 @@ def plot(records, shapes, impls, modes, path, title):
         for k, impl in enumerate(impls):
             xs, ys = [], []
             for j, s in enumerate(shapes):
-                if (impl, s, mode) in by_key and ("jlstm", s, mode) in by_key:
+                if (impl, s, mode) in by_key:
                     xs.append(j - 0.4 + (k + 0.5) * width)
-                    ys.append(by_key[(impl, s, mode)] / by_key[("jlstm", s, mode)])
+                    ys.append(by_key[(impl, s, mode)])
             ax.bar(xs, ys, width, label=impl)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log")
@@ -175,11 +267,13 @@ def parse_shapes(texts):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="jlstm against its peers, each in its own process.")
-    parser.add_argument("--quick", action="store_true", help=f"small grid {QUICK_GRID}, {QUICK_BUDGET} s per timing")
+    parser.add_argument("--quick", action="store_true", help=f"small grid {QUICK_GRID}, {QUICK_BUDGET} s per cell")
     parser.add_argument("--shapes", nargs="+", help="B,T,I,H or name=B,T,I,H (default: the grid)")
     parser.add_argument("--impls", default=",".join(PEERS), help=f"comma-separated, from {PEERS}")
     parser.add_argument("--modes", default="forward,train", help="forward, train or both")
-    parser.add_argument("--budget", type=float, help="seconds of timed runs per measurement (default 2)")
+    parser.add_argument("--budget", type=float, help="seconds of timed runs per measurement, over all rounds "
+                        "(default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per shape and mode (default 3)")
     parser.add_argument("--no-limit", action="store_true", help="skip the matmul-limit measurement")
     parser.add_argument("--out", help="output prefix (default benchmarks/results/full or .../quick)")
     args = parser.parse_args(argv)
@@ -196,18 +290,19 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
 
     info = machine()
-    workers = impls + ([] if args.no_limit else ["matmul"])
-    total = sum(len(shapes) * (1 if w == "matmul" else len(modes)) for w in workers)
-    records = []
-    with tqdm(total=total, unit="timing", dynamic_ncols=True) as progress:
-        for name in workers:
-            for record in run_worker(name, shapes, modes, budget, progress):
-                records.append(record)
-                for problem in ("skipped", "error"):
-                    if problem in record:
-                        progress.write(f"{name}: {problem}: {record[problem]}")
+    names = impls + ([] if args.no_limit else ["matmul"])
+    plan = [(s, m) for s in shapes for m in modes] + ([] if args.no_limit else [("square_1024", "forward")])
+    total = args.rounds * sum(takes_part(n, s, m) for n in names for s, m in plan)
+    workers = {name: Worker(name) for name in names}
+    try:
+        with tqdm(total=total, unit="turn", dynamic_ncols=True) as progress:
+            records = measure_all(workers, shapes, modes, budget, args.rounds, progress)
+    finally:
+        for worker in workers.values():
+            worker.close()
     info["load_average_after"] = list(os.getloadavg())
-    result = {"machine": info, "command": sys.argv, "budget_s": budget, "shapes": shapes, "records": records}
+    result = {"machine": info, "command": sys.argv, "budget_s": budget, "rounds": args.rounds, "shapes": shapes,
+              "records": records}
     with open(out + ".json", "w") as f:
         json.dump(result, f, indent=1)
     shown = [i for i in impls if any(r["impl"] == i and "median_s" in r for r in records)]
@@ -220,8 +315,9 @@ def main(argv=None):
               f"load average before/after {info['load_average'][0]:.2f}/{info['load_average_after'][0]:.2f}",
               f"- versions: python {info['python']}, {versions}",
               f"- env: {info['env'] or 'none of XLA_/OMP_/OPENBLAS_/MKL_/TF_ set'}",
-              f"- command: `{' '.join(sys.argv)}`; {budget} s of timed runs per cell, float32",
-              "- implementations: " + "; ".join(f"`{i}`: {IMPLS[i][0]}" for i in workers),
+              f"- command: `{' '.join(sys.argv)}`; {budget} s of timed runs per cell in {args.rounds} alternating "
+              "rounds, float32",
+              "- implementations: " + "; ".join(f"`{i}`: {IMPLS[i][0]}" for i in names),
               *([f"- not measured: {'; '.join(skipped)}"] if skipped else []), "",
               f"![time relative to jlstm]({os.path.basename(out)}.png)", ""]
     with open(out + ".md", "w") as f:
