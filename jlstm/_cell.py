@@ -92,10 +92,13 @@ def _step(
 
 
 def _gates(
-    z: jax.Array, c: jax.Array, activation: Activation, recurrent_activation: Activation
+    z: jax.Array, c: jax.Array, activation: Activation, recurrent_activation: Activation, axis: int = -1
 ) -> tuple[jax.Array, jax.Array]:
-    """The step after its matmuls: ``z`` (batch, 4 * units) is ``x W + h R + b``; returns ``(h', c')``."""
-    i, f, g, o = jnp.split(z, 4, axis=-1)
+    """The step after its matmuls: ``z`` (batch, 4 * units) is ``x W + h R + b``; returns ``(h', c')``.
+
+    ``axis`` is the features' axis: -1, or 0 for ``(4 * units, batch)`` and a ``(units, batch)`` state.
+    """
+    i, f, g, o = jnp.split(z, 4, axis=axis)
     c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
     h = recurrent_activation(o) * activation(c)
     return h, c

@@ -6,18 +6,24 @@ from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _validate
 from ._params import LSTMParams
 
 
+def rate(fn: str, name: str, value: Any) -> float:
+    """A dropout rate: a real number in ``[0, 1)``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a float in [0, 1), got {type(value).__name__}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{fn}: {name} must be a float in [0, 1), got {value!r}")
+    return float(value)
+
+
 def check(fn: str, dropout: Any, recurrent_dropout: Any, training: Any, key: Any) -> bool:
     """Validates the dropout arguments; True when dropout is to be applied."""
-    for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-            raise TypeError(f"{fn}: {name} must be a float in [0, 1), got {type(rate).__name__}")
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"{fn}: {name} must be a float in [0, 1), got {rate!r}")
+    dropout, recurrent_dropout = rate(fn, "dropout", dropout), rate(fn, "recurrent_dropout", recurrent_dropout)
     training = _validate.flag(fn, "training", training)
     active = training and (dropout > 0 or recurrent_dropout > 0)
     if active and key is None:

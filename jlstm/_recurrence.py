@@ -70,38 +70,58 @@ def run(
 
     Returns ``(final state, last output (B, H), outputs (T, B, H))``.
     """
-    scan = functools.partial(_chained_scan, chains=_chains(xs, params.units), unroll=unroll)
-    elementwise = functools.partial(_elementwise, activation, recurrent_activation)
-    args = (params.kernel, params.recurrent_kernel, params.bias, xs, initial_state.h, initial_state.c, ms)
+    feature_major = _feature_major(xs, params.units)
+    chains = 1 if feature_major else _chains(xs, params.units)
+    scan = functools.partial(_chained_scan, chains=chains, unroll=unroll)
+    elementwise = functools.partial(_elementwise, activation, recurrent_activation, 0 if feature_major else -1)
+    h0, c0 = initial_state
+    if feature_major:  # features first: (T, I, B) inputs, (H, B) state
+        xs, h0, c0 = jnp.swapaxes(xs, 1, 2), h0.T, c0.T
+    args = (params.kernel, params.recurrent_kernel, params.bias, xs, h0, c0, ms)
     if kind == "step":
-        ys, h, c, last = _forward(elementwise, scan, *args)[0]
+        ys, h, c, last = _forward(elementwise, scan, feature_major, *args)[0]
     else:
-        ys, h, c, last = _fused(elementwise, scan, *args)
+        ys, h, c, last = _fused(elementwise, scan, feature_major, *args)
+    if feature_major:
+        ys, h, c, last = jnp.swapaxes(ys, 1, 2), h.T, c.T, last.T
     return LSTMState(h, c), last, ys
 
 
-def _elementwise(activation, recurrent_activation, z, h, c, y, m):
+def _elementwise(activation, recurrent_activation, axis, z, h, c, y, m):
     """Everything in a step after the matmuls: gates, new state, Keras's mask rule.
 
     ``z`` ``(B, 4H)`` is ``x W + h R + b``; ``y`` is the previous output and
-    ``m`` the step's mask ``(B,)`` (both None without a mask).
-    Returns ``(h', c', y')``.
+    ``m`` the step's mask ``(B,)`` (both None without a mask). With
+    ``axis=0`` every array has its features first: ``z`` ``(4H, B)``, the
+    state ``(H, B)``. Returns ``(h', c', y')``.
     """
-    h_new, c_new = _gates(z, c, activation, recurrent_activation)
+    h_new, c_new = _gates(z, c, activation, recurrent_activation, axis)
     if m is None:
         return h_new, c_new, None
-    keep = m[:, None]
+    keep = m[:, None] if axis == -1 else m[None, :]
     return jnp.where(keep, h_new, h), jnp.where(keep, c_new, c), jnp.where(keep, h_new, y)
 
 
-def _forward(elementwise, scan, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
-    """The forward scan, projecting ``x_t`` inside the step; also returns what the backward pass needs."""
+def _forward(elementwise, scan, feature_major, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+    """The forward scan, projecting ``x_t`` inside the step; also returns what the backward pass needs.
+
+    ``feature_major``: ``xs`` is ``(T, I, B)`` and the state ``(H, B)``, and
+    the step computes ``W^T x + R^T h + b``, ``(4H, B)``.
+    """
     masked = ms is not None
+    if feature_major:
+        kernel_t, recurrent_kernel_t = kernel.T, recurrent_kernel.T
+
+        def project(x, h):
+            return kernel_t @ x + recurrent_kernel_t @ h + bias[:, None]
+    else:
+        def project(x, h):
+            return x @ kernel + h @ recurrent_kernel + bias[None, :]
 
     def body(carry, inputs):
         h, c, y = carry
         x, m = inputs if masked else (inputs, None)
-        z = x @ kernel + h @ recurrent_kernel + bias[None, :]
+        z = project(x, h)
         h_new, c_new, y_new = elementwise(z, h, c, y, m)
         y_new = h_new if y_new is None else y_new
         return (h_new, c_new, y_new if masked else None), (y_new, z, h, c)
@@ -112,18 +132,20 @@ def _forward(elementwise, scan, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
     return (ys, h, c, last), (zs, hs, cs)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _fused(elementwise, scan, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
-    return _forward(elementwise, scan, kernel, recurrent_kernel, bias, xs, h0, c0, ms)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _fused(elementwise, scan, feature_major, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+    return _forward(elementwise, scan, feature_major, kernel, recurrent_kernel, bias, xs, h0, c0, ms)[0]
 
 
-def _fused_fwd(elementwise, scan, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
-    outputs, (zs, hs, cs) = _forward(elementwise, scan, kernel, recurrent_kernel, bias, xs, h0, c0, ms)
+def _fused_fwd(elementwise, scan, feature_major, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+    outputs, (zs, hs, cs) = _forward(
+        elementwise, scan, feature_major, kernel, recurrent_kernel, bias, xs, h0, c0, ms
+    )
     ys = outputs[0]
     return outputs, (kernel, recurrent_kernel, xs, zs, hs, cs, ys, h0, ms)
 
 
-def _fused_bwd(elementwise, scan, residuals, cotangents):
+def _fused_bwd(elementwise, scan, feature_major, residuals, cotangents):
     kernel, recurrent_kernel, xs, zs, hs, cs, ys, h0, ms = residuals
     dys, dh, dc, dlast = cotangents
     masked = ms is not None
@@ -142,20 +164,41 @@ def _fused_bwd(elementwise, scan, residuals, cotangents):
             dz, dh_prev, dc_prev, dy_prev = pullback((dh, dc, dy + dy_out))
         else:
             dz, dh_prev, dc_prev, dy_prev = pullback((dh + dy_out, dc, None))
-        dh_prev = dh_prev + dz @ recurrent_kernel.T
+        dh_prev = dh_prev + (recurrent_kernel @ dz if feature_major else dz @ recurrent_kernel.T)
         return (dh_prev, dc_prev, dy_prev), dz
 
     (dh0, dc0, _), dzs = scan(body, (dh, dc, dy), (zs, hs, cs, ys_prev, ms, dys), reverse=True)
     # Contract time and batch together, with the weights' own sharding (replicated under data
     # parallelism), so that the batch may be sharded.
-    dkernel = jnp.einsum("tbi,tbg->ig", xs, dzs, out_sharding=jax.typeof(kernel).sharding)
-    drecurrent = jnp.einsum("tbh,tbg->hg", hs, dzs, out_sharding=jax.typeof(recurrent_kernel).sharding)
-    dbias = dzs.sum(axis=(0, 1))
-    dxs = dzs @ kernel.T
+    contract = "tib,tgb->ig" if feature_major else "tbi,tbg->ig"
+    dkernel = jnp.einsum(contract, xs, dzs, out_sharding=jax.typeof(kernel).sharding)
+    drecurrent = jnp.einsum(contract, hs, dzs, out_sharding=jax.typeof(recurrent_kernel).sharding)
+    if feature_major:
+        dbias, dxs = dzs.sum(axis=(0, 2)), jnp.einsum("ig,tgb->tib", kernel, dzs)
+    else:
+        dbias, dxs = dzs.sum(axis=(0, 1)), dzs @ kernel.T
     return dkernel, drecurrent, dbias, dxs, dh0, dc0, None
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
+
+
+def _feature_major(xs: jax.Array, units: int) -> bool:
+    """Whether to run the loop features first (see :func:`_forward`): large weights, a small batch, CPU.
+
+    Measured on a 2-core AMD EPYC (AVX-512, jax 0.10.2), time relative to
+    batch first, forward / training step: 0.84 / 0.71 at (batch 8, 512
+    inputs, 1024 units), 0.85 / 0.85 at batch 32, 0.86 / 0.96 at batch 64,
+    0.95 / 1.06 at batch 128; with 512 units 0.94 / 1.01 at (64, 512, 512),
+    0.99 / 1.08 at (256, 256, 512), 1.34 / 1.02 at (16, 256, 512); 1.40 / 1.16
+    at (32, 128, 256). Hence: from 4M weights (16 MB in float32) on, batch up
+    to 64, one device.
+    """
+    batch, input_dim = xs.shape[1], xs.shape[2]
+    weights = (input_dim + units) * 4 * units
+    if jax.default_backend() != "cpu" or jax.device_count() > 1:
+        return False
+    return weights >= 4 * 2**20 and batch <= 64
 
 
 def _chains(xs: jax.Array, units: int) -> int:

@@ -161,10 +161,7 @@ def stacked_lstm(
             for i, (part, v) in enumerate(zip("hc", initial_state))
         ]
     with_dropout = _dropout.check(fn, dropout, recurrent_dropout, training, key)
-    if isinstance(inter_layer_dropout, bool) or not isinstance(inter_layer_dropout, (int, float)) or not (
-        0.0 <= inter_layer_dropout < 1.0
-    ):
-        raise ValueError(f"{fn}: inter_layer_dropout must be a float in [0, 1), got {inter_layer_dropout!r}")
+    inter_layer_dropout = _dropout.rate(fn, "inter_layer_dropout", inter_layer_dropout)
     between = bool(training) and inter_layer_dropout > 0 and num_layers > 1
     if between and key is None:
         raise ValueError(
@@ -252,8 +249,7 @@ def init_stacked_params(
       >>> [p.kernel.shape for p in jlstm.init_stacked_params(jax.random.key(0), 3, 4, num_layers=3)]
       [(3, 16), (4, 16), (4, 16)]
     """
-    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"init_stacked_params: num_layers must be a positive int, got {num_layers!r}")
+    num_layers = _validate.positive_int("init_stacked_params", "num_layers", num_layers)
     directions = 2 if bidirectional else 1
     width = units * (2 if bidirectional and merge_mode == "concat" else 1)
     keys = jax.random.split(key, num_layers * directions)

@@ -119,14 +119,18 @@ def unroll(fn: str, value: Any) -> int | bool:
     return int(value)
 
 
-def optional_positive_int(fn: str, name: str, value: Any) -> Optional[int]:
-    if value is None:
-        return None
+def positive_int(fn: str, name: str, value: Any, *, or_none: bool = False) -> int:
+    """A positive Python or NumPy integer, never a bool."""
+    expected = "a positive int or None" if or_none else "a positive int"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{fn}: {name} must be a positive int or None, got {type(value).__name__}")
+        raise TypeError(f"{fn}: {name} must be {expected}, got {type(value).__name__}")
     if value < 1:
-        raise ValueError(f"{fn}: {name} must be a positive int or None, got {value!r}")
+        raise ValueError(f"{fn}: {name} must be {expected}, got {value!r}")
     return int(value)
+
+
+def optional_positive_int(fn: str, name: str, value: Any) -> Optional[int]:
+    return None if value is None else positive_int(fn, name, value, or_none=True)
 
 
 def flag(fn: str, name: str, value: Any) -> bool:

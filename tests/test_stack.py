@@ -157,3 +157,10 @@ def test_errors():
         jlstm.stacked_lstm(params_list, x, bidirectional=True, initial_state=(h0, h0))
     with pytest.raises(ValueError, match="num_layers must be a positive int"):
         jlstm.init_stacked_params(jax.random.key(0), 2, 2, 0)
+    with pytest.raises(TypeError, match="num_layers must be a positive int, got bool"):
+        jlstm.init_stacked_params(jax.random.key(0), 2, 2, True)
+    assert len(jlstm.init_stacked_params(jax.random.key(0), 2, 2, np.int64(2))) == 2
+    with pytest.raises(TypeError, match=r"inter_layer_dropout must be a float in \[0, 1\), got str"):
+        jlstm.stacked_lstm(params_list, x, bidirectional=True, inter_layer_dropout="0.5")
+    with pytest.raises(ValueError, match=r"inter_layer_dropout must be a float in \[0, 1\), got 1.0"):
+        jlstm.stacked_lstm(params_list, x, bidirectional=True, inter_layer_dropout=1.0)
