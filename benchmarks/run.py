@@ -160,7 +160,7 @@ def measure_all(workers, shapes, modes, budget, rounds, progress):
             for worker in turn if k % 2 == 0 else turn[::-1]:
                 progress.set_postfix_str(f"{shape_name} {mode} round {k + 1}/{rounds}: {worker.name}")
                 if worker.unusable is None and not any("error" in a for a in answers[worker.name]):
-                    answer = worker.time(shape, mode, budget / rounds, min_runs=2)
+                    answer = worker.time(shape, mode, budget / rounds, min_runs=1)
                     answers[worker.name].append(answer)
                     if "skipped" in answer or "worker exited" in answer.get("error", ""):
                         worker.unusable = answer.get("skipped") or answer["error"]
@@ -276,7 +276,7 @@ def main(argv=None):
     parser.add_argument("--modes", default="forward,train", help="forward, train or both")
     parser.add_argument("--budget", type=float, help="seconds of timed runs per measurement, over all rounds "
                         "(default 2)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per shape and mode (default 3)")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per shape and mode (default 6)")
     parser.add_argument("--no-limit", action="store_true", help="skip the matmul-limit measurement")
     parser.add_argument("--out", help="output prefix (default benchmarks/results/full or .../quick)")
     args = parser.parse_args(argv)

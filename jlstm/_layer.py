@@ -126,7 +126,10 @@ def lstm(
         same forward pass under plain autodiff; ``"scan"`` hoists ``x W + b``
         out of the loop and is the only one that runs dropout in training,
         ``remat_chunk`` or 16-bit params. ``"auto"`` (the default) is
-        ``"fused"`` where it applies and ``"scan"`` otherwise.
+        ``"fused"`` where it applies and ``"scan"`` otherwise. On CPU,
+        ``"fused"`` and ``"step"`` also choose from the shapes whether to run
+        the batch as two concurrent halves and whether to keep the state
+        features first.
 
     Returns:
       ``output`` if not ``return_state``, else ``(output, h, c)``.
