@@ -26,8 +26,9 @@ def interleave(fns: dict, sync, *, rounds: int = 30, calls: int = 3) -> dict:
     """
     from _timing import runs
 
-    for fn in fns.values():
-        runs(fn, sync, budget=0, warmup=2, min_runs=0)
+    for fn in fns.values():  # compile and warm up
+        sync(fn())
+        sync(fn())
     names = list(fns)
     times = {name: [] for name in names}
     for r in range(rounds):

@@ -6,15 +6,15 @@ worker reads one JSON request per line on stdin and answers each with one
 JSON line on stdout::
 
     $ python benchmarks/bench_impl.py --impl flax_linen
-    {"shape": [1, 100, 32, 64], "mode": "forward", "budget": 0.5, "min_runs": 2}
+    {"shape": [1, 100, 32, 64], "mode": "forward", "budget": 0.33, "min_runs": 1}
     {"impl": "flax_linen", "shape": [1, 100, 32, 64], "mode": "forward", "first_s": 0.21, "times_s": [...]}
 
 The first request for a shape and mode builds the function and times its
 first call on its own (``first_s``: tracing and compilation plus one run),
 then 3 warm-up calls; later requests for the same shape and mode warm up with
-one call (the other processes ran in between), none if a call takes 0.1 s or more. Only the latest shape and mode
-are kept. An implementation that cannot be imported answers ``skipped``; one
-that fails answers ``error``.
+one call (the other processes ran in between), none if a call takes 0.1 s or
+more. Only the latest shape and mode are kept. An implementation that cannot
+be imported answers ``skipped``; one that fails answers ``error``.
 
 Every implementation computes the same thing: an LSTM with ``H`` units over
 float32 inputs ``(B, T, I)`` returning the whole output sequence, zero initial

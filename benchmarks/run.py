@@ -95,14 +95,16 @@ class Worker:
             self.process.stdin.flush()
             for line in self.process.stdout:
                 if line.startswith("{"):
-                    return json.loads(line)
+                    answer = json.loads(line)
+                    self.unusable = answer.get("skipped")
+                    return answer
         except BrokenPipeError:
             pass
         self.process.wait()
         self.stderr.seek(0)
         reason = (self.stderr.read().strip().splitlines() or ["no output"])[-1]
-        return {"impl": self.name, "shape": list(shape), "mode": mode,
-                "error": f"worker exited with {self.process.returncode}: {reason}"}
+        self.unusable = f"worker exited with {self.process.returncode}: {reason}"
+        return {"impl": self.name, "shape": list(shape), "mode": mode, "error": self.unusable}
 
     def close(self):
         for pipe in (self.process.stdin, self.process.stdout):
@@ -147,13 +149,16 @@ def takes_part(impl, shape_name, mode):
     return impl != "matmul" or mode == "forward"
 
 
+def plan(shapes, modes, with_limit):
+    """``(shape name, shape, mode)`` in the order they are measured; the square dot last."""
+    steps = [(name, shape, mode) for name, shape in shapes.items() for mode in modes]
+    return steps + ([("square_1024", SQUARE, "forward")] if with_limit else [])
+
+
 def measure_all(workers, shapes, modes, budget, rounds, progress):
     """Times every worker on every shape and mode, in alternating rounds; returns the combined records."""
     records = []
-    plan = [(name, shape, mode) for name, shape in shapes.items() for mode in modes]
-    if "matmul" in workers:
-        plan.append(("square_1024", SQUARE, "forward"))
-    for shape_name, shape, mode in plan:
+    for shape_name, shape, mode in plan(shapes, modes, "matmul" in workers):
         turn = [w for w in workers.values() if takes_part(w.name, shape_name, mode)]
         answers = {w.name: [] for w in turn}
         for k in range(rounds):
@@ -162,8 +167,7 @@ def measure_all(workers, shapes, modes, budget, rounds, progress):
                 if worker.unusable is None and not any("error" in a for a in answers[worker.name]):
                     answer = worker.time(shape, mode, budget / rounds, min_runs=1)
                     answers[worker.name].append(answer)
-                    if "skipped" in answer or "worker exited" in answer.get("error", ""):
-                        worker.unusable = answer.get("skipped") or answer["error"]
+                    if worker.unusable:
                         progress.write(f"{worker.name}: {worker.unusable}")
                     elif "error" in answer:
                         progress.write(f"{worker.name} {shape_name} {mode}: {answer['error']}")
@@ -294,8 +298,8 @@ def main(argv=None):
 
     info = machine()
     names = impls + ([] if args.no_limit else ["matmul"])
-    plan = [(s, m) for s in shapes for m in modes] + ([] if args.no_limit else [("square_1024", "forward")])
-    total = args.rounds * sum(takes_part(n, s, m) for n in names for s, m in plan)
+    steps = plan(shapes, modes, not args.no_limit)
+    total = args.rounds * sum(takes_part(n, s, m) for n in names for s, _, m in steps)
     workers = {name: Worker(name) for name in names}
     try:
         with tqdm(total=total, unit="turn", dynamic_ncols=True) as progress:
