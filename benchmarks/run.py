@@ -43,6 +43,7 @@ GRID = {  # name: (batch, time, input_dim, units)
 }
 QUICK_GRID = {"small": (1, 100, 32, 64), "quick_medium": (16, 50, 64, 128)}
 QUICK_BUDGET = 0.25
+MODES = ("forward", "train")
 SQUARE = (1024, 1, 768, 256)  # as an LSTM shape, the matmul worker's (1024, 1024) @ (1024, 1024)
 PAUSE_S = 0.1  # between two implementations' turns, for the last one's spinning threads to settle
 PEERS = [name for name in IMPLS if name != "matmul"]
@@ -277,7 +278,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help=f"small grid {QUICK_GRID}, {QUICK_BUDGET} s per cell")
     parser.add_argument("--shapes", nargs="+", help="B,T,I,H or name=B,T,I,H (default: the grid)")
     parser.add_argument("--impls", default=",".join(PEERS), help=f"comma-separated, from {PEERS}")
-    parser.add_argument("--modes", default="forward,train", help="forward, train or both")
+    parser.add_argument("--modes", default="forward,train", help="forward, train or forward,train (the default)")
     parser.add_argument("--budget", type=float, help="seconds of timed runs per measurement, over all rounds "
                         "(default 2)")
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per shape and mode (default 6)")
@@ -289,6 +290,8 @@ def main(argv=None):
     shapes = parse_shapes(args.shapes) if args.shapes else (QUICK_GRID if args.quick else GRID)
     budget = args.budget if args.budget is not None else (QUICK_BUDGET if args.quick else 2.0)
     modes = args.modes.split(",")
+    if not modes or any(m not in MODES for m in modes) or len(set(modes)) < len(modes):
+        raise SystemExit(f"--modes: {args.modes!r}; give one or both of {MODES}, comma-separated")
     impls = args.impls.split(",")
     unknown = [i for i in impls if i not in IMPLS]
     if unknown:

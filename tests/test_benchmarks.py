@@ -120,6 +120,12 @@ def test_a_tiny_run_writes_json_markdown_and_plot(tmp_path):
     assert (tmp_path / "tiny.png").stat().st_size > 1000
 
 
+@pytest.mark.parametrize("modes", ["both", "forward,forward", "train,backward", ""])
+def test_unknown_modes_are_refused_before_any_worker_starts(modes):
+    with pytest.raises(SystemExit, match="--modes"):
+        bench_run.main(["--shapes", "tiny=2,5,3,4", "--impls", "jlstm", "--modes", modes])
+
+
 def test_a_worker_that_dies_is_reported_with_its_last_words():
     worker = bench_run.Worker("no_such_impl")
     try:

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import jlstm
 from conftest import assert_close
+from keras_helpers import keras_call
 
 BATCH, TIME, INPUT_DIM, UNITS = 3, 5, 4, 3
 MERGE_MODES = ["concat", "sum", "mul", "ave", None]
@@ -51,15 +52,6 @@ def keras_bidirectional(fwd, bwd, merge_mode, return_sequences, return_state):
     layer.forward_layer.set_weights([np.asarray(w) for w in fwd])
     layer.backward_layer.set_weights([np.asarray(w) for w in bwd])
     return layer
-
-
-def keras_call(layer, x, state=None, mask=None, **kwargs):
-    if state is not None:
-        kwargs["initial_state"] = [tf.constant(s) for s in state]
-    if mask is not None:
-        kwargs["mask"] = tf.constant(mask)
-    out = layer(tf.constant(x), **kwargs)
-    return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
 
 
 def flat(out):

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import jlstm
 from conftest import assert_close
+from keras_helpers import keras_call
 
 # (batch, time, input_dim, units); time 1 and units 1 included.
 SHAPES = [(1, 1, 1, 1), (3, 5, 4, 6), (2, 7, 3, 1), (4, 1, 2, 3)]
@@ -41,16 +42,6 @@ def keras_layer(params, **flags):
     layer.build((None, None, params.input_dim))
     layer.set_weights([np.asarray(w) for w in params])
     return layer
-
-
-def keras_call(layer, x, state, mask):
-    kwargs = {}
-    if state is not None:
-        kwargs["initial_state"] = [tf.constant(s) for s in state]
-    if mask is not None:
-        kwargs["mask"] = tf.constant(mask)
-    out = layer(tf.constant(x), **kwargs)
-    return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}I{}H{}".format(*s))
