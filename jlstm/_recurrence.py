@@ -12,9 +12,9 @@ shape this module:
   projection slices the small ``(T, B, I)`` input instead.
 - Differentiating ``lax.scan`` accumulates the weight gradients with one small
   matmul per step. :func:`_fused` has a custom VJP that runs the backward
-  recurrence for the gate gradients ``dZ`` only, then forms the weight
-  gradients as three large matmuls over all steps (``X^T dZ``, ``H^T dZ``,
-  ``sum dZ``), as cuDNN does.
+  recurrence for the gate gradients ``dZ`` only, writing them over the saved
+  pre-activations ``Z``, then forms the weight gradients as three large
+  matmuls over all steps (``X^T dZ``, ``H^T dZ``, ``sum dZ``), as cuDNN does.
 - The layout of the step's matmuls matters for large weights: with 1024
   units and a batch up to 64, ``W^T x_t + R^T h`` on a features-first state
   ``(H, B)`` takes 0.71-0.96x the time of ``x_t W + h R`` on ``(B, H)``
