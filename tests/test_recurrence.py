@@ -57,9 +57,11 @@ CASES = [  # return_sequences, go_backwards, mask, initial_state
 ]
 
 
-@pytest.fixture(params=["batch_first", "feature_first"])
+@pytest.fixture(params=["stacked", "batch_first", "feature_first"])
 def layout(request, monkeypatch):
-    """The loops' two layouts: feature-first is chosen for large weights only, so force it here."""
+    """The loops' three layouts, each forced: the weights here are tiny, which picks the stacked matmul."""
+    if request.param == "batch_first":
+        monkeypatch.setattr(jlstm._recurrence, "_stacked", lambda xs, units: False)
     if request.param == "feature_first":
         monkeypatch.setattr(jlstm._recurrence, "_feature_major", lambda xs, units: True)
     jax.clear_caches()  # lstm's compiled inner function must be traced again with this layout
@@ -134,3 +136,14 @@ def test_two_chains_equal_one_scan(masked):
         expected_value, expected_grads = jax.value_and_grad(loss, argnums=(0, 1, 2))(params, x, state, "scan")
         assert_close(value, expected_value, "float32_grad")
         jax.tree.map(lambda a, e: assert_close(a, e, "float32_grad"), grads, expected_grads)
+
+
+def test_stacked_matmul_only_for_tiny_weights():
+    """One matmul per step, ``[x, h] [W; R]``, is picked below 32K weights, where it was measured faster."""
+    from jlstm import _recurrence
+
+    def stacked(input_dim, units, batch=1):
+        return _recurrence._stacked(jnp.zeros((100, batch, input_dim)), units)
+
+    assert stacked(I, H) and stacked(32, 64) and stacked(32, 64, batch=32)
+    assert not stacked(64, 64) and not stacked(128, 256, batch=32) and not stacked(512, 1024, batch=64)
