@@ -245,8 +245,10 @@ def _inputs(seed, batch, time):
 def test_property_last_step_of_sequence_is_h(dims, seed, go_backwards):
     x = _inputs(seed, *dims)
     seq, h, _ = jlstm.lstm(PROPERTY_PARAMS, x, return_sequences=True, return_state=True, go_backwards=go_backwards)
-    np.testing.assert_array_equal(seq[:, -1], h)
-    np.testing.assert_array_equal(jlstm.lstm(PROPERTY_PARAMS, x, go_backwards=go_backwards), h)
+    np.testing.assert_array_equal(seq[:, -1], h)  # one program: the very same numbers
+    # Another program: without the (T, B, H) outputs, XLA compiles this tiny loop into one kernel, whose
+    # float32 rounding may differ by an ulp from the loop of single operations.
+    assert_close(jlstm.lstm(PROPERTY_PARAMS, x, go_backwards=go_backwards), h)
 
 
 @SETTINGS
