@@ -241,8 +241,8 @@ def _stacked(xs: jax.Array, units: int) -> bool:
     (8, 32, 64) and 0.97 at (32, 32, 64). From 32K weights on, no steady gain:
     1.01 at (1, 64, 64), 1.02 at (1, 32, 128), 0.96 with a spread of 0.94-1.09
     at (1, 64, 128), 1.02 at (16, 64, 128) and at (8, 64, 128), and 1.28 at
-    (32, 128, 256), where the joined weights (1.5 MB) no longer fit one
-    core's cache. The training step does not change (0.99-1.01 at (1, 32, 64)).
+    (32, 128, 256) (two batch chains there; the cause was not found). The
+    training step does not change (0.99-1.01 at (1, 32, 64)).
     """
     return (xs.shape[2] + units) * 4 * units < 2**15
 
