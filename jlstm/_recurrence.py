@@ -22,9 +22,6 @@ shape this module:
 - With tiny weights (under 32K) a step is mostly fixed costs, and its two
   matmuls run as one, ``[x, h] [W; R]`` (:func:`_stacked`): 0.68-0.97x the
   forward time.
-- The weight gradients contract time and batch as ``T * B`` rows where
-  there are many (:func:`_row_contraction`): 0.82-0.97x the training step's
-  time, as XLA then does not transpose ``dZ`` and uses its own matmul.
 - Where one step's matmuls are too small for XLA to spread over the cores,
   two independent halves of the batch run as concurrent chains in one loop
   (:func:`_chains`): in the forward loop only, as the backward loop gains
@@ -201,17 +198,11 @@ def _fused_bwd(elementwise, scan, layout, residuals, cotangents):
 
     steps = jnp.arange(zs.shape[0])
     (dh0, dc0, _, dzs), _ = scan(body, (dh, dc, dy, zs), (steps, hs, cs, ys_prev, ms, dys), reverse=True)
-    if not feature_major and _row_contraction(xs):
-        rows_dzs = dzs.reshape(-1, dzs.shape[-1])  # (T * B, 4H)
-        contract_rows = (((0,), (0,)), ((), ()))
-        dkernel = jax.lax.dot_general(xs.reshape(-1, xs.shape[-1]), rows_dzs, contract_rows)
-        drecurrent = jax.lax.dot_general(hs.reshape(-1, hs.shape[-1]), rows_dzs, contract_rows)
-    else:
-        # Contract time and batch together, with the weights' own sharding (replicated under data
-        # parallelism), so that the batch may be sharded.
-        contract = "tib,tgb->ig" if feature_major else "tbi,tbg->ig"
-        dkernel = jnp.einsum(contract, xs, dzs, out_sharding=jax.typeof(kernel).sharding)
-        drecurrent = jnp.einsum(contract, hs, dzs, out_sharding=jax.typeof(recurrent_kernel).sharding)
+    # Contract time and batch together, with the weights' own sharding (replicated under data
+    # parallelism), so that the batch may be sharded.
+    contract = "tib,tgb->ig" if feature_major else "tbi,tbg->ig"
+    dkernel = jnp.einsum(contract, xs, dzs, out_sharding=jax.typeof(kernel).sharding)
+    drecurrent = jnp.einsum(contract, hs, dzs, out_sharding=jax.typeof(recurrent_kernel).sharding)
     if feature_major:
         dbias, dxs = dzs.sum(axis=(0, 2)), jnp.einsum("ig,tgb->tib", kernel, dzs)
     else:
@@ -254,30 +245,6 @@ def _stacked(xs: jax.Array, units: int) -> bool:
     training step does not change (0.99-1.01 at (1, 32, 64)).
     """
     return (xs.shape[2] + units) * 4 * units < 2**15
-
-
-def _row_contraction(xs: jax.Array) -> bool:
-    """Whether the weight gradients contract ``T * B`` rows, ``X^T dZ`` on ``(T * B, I)`` and ``(T * B, 4H)``.
-
-    The alternative, an einsum over time and batch, lets XLA's CPU compiler
-    transpose ``dZ`` to the batch-major order of the caller's input and hand
-    the two products to YNNPACK (in a profile at (8, 1000, 64, 128): 50-68
-    GFLOP/s each, one beside the other). The row form keeps ``dZ`` as the
-    loop wrote it and runs XLA's own matmul with a transposed operand.
-    Measured on a 2-core AMD EPYC (jax 0.10.2), training step relative
-    to the einsum: 0.82-0.85 (five runs) at (batch 8, time 1000, 64 inputs,
-    128 units), 0.92 at (32, 1000, 64, 128), 0.95 at (16, 1000, 64, 128),
-    0.95-0.97 at (256, 50, 256, 512), 0.97 at (8, 300, 64, 128); level at
-    (32, 100, 128, 256), (64, 100, 128, 128) and (8, 1000, 128, 256)
-    (0.98-1.02); slower with fewer rows: 1.04 at (1, 1000, 64, 128), 1.06 at
-    (8, 100, 64, 128), 1.12 at (16, 50, 64, 128), 1.07-1.22 at (1, 100, 32,
-    64). Hence: from 2048 rows on, on CPU, one device (the einsum keeps the
-    weights' sharding when the batch is sharded).
-    """
-    time, batch = xs.shape[0], xs.shape[1]
-    if jax.default_backend() != "cpu" or jax.device_count() > 1:
-        return False
-    return time * batch >= 2048
 
 
 def _chains(xs: jax.Array, units: int) -> int:

@@ -147,35 +147,3 @@ def test_stacked_matmul_only_for_tiny_weights():
 
     assert stacked(I, H) and stacked(32, 64) and stacked(32, 64, batch=32)
     assert not stacked(64, 64) and not stacked(128, 256, batch=32) and not stacked(512, 1024, batch=64)
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(n for n, on in zip(("seq", "back", "mask", "h0"), c) if on) or "plain")
-def test_weight_gradients_as_rows_match_keras(case, monkeypatch):
-    """The fused VJP's other form of the weight gradients (``T * B`` rows), picked for long inputs, forced here."""
-    monkeypatch.setattr(jlstm._recurrence, "_row_contraction", lambda xs: True)
-    jax.clear_caches()
-    return_sequences, go_backwards, use_mask, use_state = case
-    params, x, h0, c0, mask = data()
-    _, expected_grads = keras_values_and_grads(*case)
-
-    def loss(params, x, h0, c0):
-        out = jlstm.lstm(params, x, initial_state=(h0, c0) if use_state else None, mask=mask if use_mask else None,
-                         return_sequences=return_sequences, return_state=True, go_backwards=go_backwards,
-                         recurrence="fused")
-        return sum(jnp.sum(jnp.sin(o)) for o in out)
-
-    grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3)))(params, x, h0, c0)
-    for actual, want in zip([*grads[0], *grads[1:]], expected_grads):
-        assert_close(actual, np.zeros_like(actual) if want is None else want, "float32_grad")
-    jax.clear_caches()
-
-
-def test_row_contraction_only_for_many_rows():
-    from jlstm import _recurrence
-
-    def rows(time, batch):
-        return _recurrence._row_contraction(jnp.zeros((time, batch, 4)))
-
-    on_cpu = jax.default_backend() == "cpu"
-    assert rows(1000, 8) == on_cpu and rows(50, 256) == on_cpu and rows(2048, 1) == on_cpu
-    assert not rows(100, 1) and not rows(50, 16) and not rows(1000, 2)
