@@ -124,8 +124,8 @@ def lstm(
         matmuls over all steps, cuDNN's approach (reverse mode only: use
         another choice under ``jax.jvp`` / ``jax.jacfwd``); ``"step"`` is the
         same forward pass under plain autodiff; ``"scan"`` hoists ``x W + b``
-        out of the loop and is the only one that runs dropout in training,
-        ``remat_chunk`` or 16-bit params. ``"auto"`` (the default) is
+        out of the loop and is the only one that runs dropout in training or
+        ``remat_chunk``. ``"auto"`` (the default) is
         ``"fused"`` where it applies and ``"scan"`` otherwise. On CPU,
         ``"fused"`` and ``"step"`` also choose from the shapes whether to run
         the batch as two concurrent halves and whether to keep the state
@@ -236,7 +236,7 @@ def _lstm(
         ms = None if ms is None else ms[::-1]
     if ms is not None:
         xs = jnp.where(ms[:, :, None], xs, 0)  # a NaN in a masked step stays out of the gradients
-    plain = key is None and remat_chunk is None and params.kernel.dtype == dtype
+    plain = key is None and remat_chunk is None
     kind = _recurrence.choose(recurrence, plain)
     if kind == "scan":
         state, last, ys = _recurrence.scan(

@@ -1,7 +1,7 @@
 """The loops behind :func:`lstm`: the hoisted scan, the projection inside the step, a sequence-level VJP.
 
 :func:`scan` projects all inputs at once and scans the cell over the result;
-it runs everything (dropout, ``remat_chunk``, 16-bit params). The ``"step"``
+it runs everything (dropout, ``remat_chunk``). The ``"step"``
 and ``"fused"`` loops are faster on CPU where they apply. Findings on XLA's CPU backend (jax 0.10.2)
 shape this module:
 
@@ -54,15 +54,15 @@ def check(fn: str, recurrence: object) -> str:
 def choose(recurrence: str, plain: bool) -> str:
     """The recurrence to run: ``"auto"`` is ``"fused"`` (the fastest measured on CPU) where it applies.
 
-    ``plain``: no dropout in training, no ``remat_chunk``, and the state dtype
-    is the params' dtype; only :func:`scan` runs the other cases.
+    ``plain``: no dropout in training and no ``remat_chunk``; only :func:`scan`
+    runs those.
     """
     if recurrence == "auto":
         return "fused" if plain else "scan"
     if recurrence != "scan" and not plain:
         raise ValueError(
-            f"lstm: recurrence={recurrence!r} runs neither dropout in training, remat_chunk nor 16-bit "
-            "params; use recurrence='scan' or 'auto'"
+            f"lstm: recurrence={recurrence!r} runs neither dropout in training nor remat_chunk; "
+            "use recurrence='scan' or 'auto'"
         )
     return recurrence
 
@@ -127,19 +127,23 @@ def _forward(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, 
     ``(H, B)``, and the step computes ``W^T x + R^T h + b``, ``(4H, B)``.
     """
     masked = ms is not None
+    # The dtype policy (see lstm): operands in the weights' dtype, products and state in h0's dtype.
+    # Both are float32 for float32 params, where the casts below do nothing.
+    dot = functools.partial(jnp.matmul, preferred_element_type=h0.dtype)
+    bias = bias.astype(h0.dtype)
     if layout == "features":
         kernel_t, recurrent_kernel_t = kernel.T, recurrent_kernel.T
 
         def project(x, h):
-            return kernel_t @ x + recurrent_kernel_t @ h + bias[:, None]
+            return dot(kernel_t, x) + dot(recurrent_kernel_t, h.astype(kernel.dtype)) + bias[:, None]
     elif layout == "stacked":
         stacked = jnp.concatenate([kernel, recurrent_kernel])
 
         def project(x, h):
-            return jnp.concatenate([x, h], axis=-1) @ stacked + bias[None, :]
+            return dot(jnp.concatenate([x, h.astype(kernel.dtype)], axis=-1), stacked) + bias[None, :]
     else:
         def project(x, h):
-            return x @ kernel + h @ recurrent_kernel + bias[None, :]
+            return dot(x, kernel) + dot(h.astype(kernel.dtype), recurrent_kernel) + bias[None, :]
 
     def body(carry, inputs):
         h, c, y = carry
@@ -174,6 +178,8 @@ def _fused_bwd(elementwise, scan, layout, residuals, cotangents):
     scan = functools.partial(scan, chains=1)
     dys, dh, dc, dlast = cotangents
     masked = ms is not None
+    dtype = h0.dtype  # the state dtype; the weights' may be 16-bit
+    dot = functools.partial(jnp.matmul, preferred_element_type=dtype)
     if masked:
         ys_prev = jnp.concatenate([jnp.zeros_like(h0)[None], ys[:-1]])  # the output carried into each step
         dy = dlast
@@ -193,20 +199,28 @@ def _fused_bwd(elementwise, scan, layout, residuals, cotangents):
             dz, dh_prev, dc_prev, dy_prev = pullback((dh, dc, dy + dy_out))
         else:
             dz, dh_prev, dc_prev, dy_prev = pullback((dh + dy_out, dc, None))
-        dh_prev = dh_prev + (recurrent_kernel @ dz if feature_major else dz @ recurrent_kernel.T)
+        dz_w = dz.astype(recurrent_kernel.dtype)
+        dh_prev = dh_prev + (dot(recurrent_kernel, dz_w) if feature_major else dot(dz_w, recurrent_kernel.T))
         return (dh_prev, dc_prev, dy_prev, jax.lax.dynamic_update_index_in_dim(zs_dzs, dz, t, 0)), None
 
     steps = jnp.arange(zs.shape[0])
     (dh0, dc0, _, dzs), _ = scan(body, (dh, dc, dy, zs), (steps, hs, cs, ys_prev, ms, dys), reverse=True)
     # Contract time and batch together, with the weights' own sharding (replicated under data
     # parallelism), so that the batch may be sharded.
+    # With 16-bit weights these matmuls, too, read 16-bit operands and sum in the state dtype; the
+    # gradients have the dtype of what they are the gradients of.
     contract = "tib,tgb->ig" if feature_major else "tbi,tbg->ig"
-    dkernel = jnp.einsum(contract, xs, dzs, out_sharding=jax.typeof(kernel).sharding)
-    drecurrent = jnp.einsum(contract, hs, dzs, out_sharding=jax.typeof(recurrent_kernel).sharding)
+    weights = kernel.dtype
+    dzs_w, hs_w = dzs.astype(weights), hs.astype(weights)
+    dkernel = jnp.einsum(contract, xs, dzs_w, out_sharding=jax.typeof(kernel).sharding, preferred_element_type=dtype)
+    drecurrent = jnp.einsum(
+        contract, hs_w, dzs_w, out_sharding=jax.typeof(recurrent_kernel).sharding, preferred_element_type=dtype
+    )
     if feature_major:
-        dbias, dxs = dzs.sum(axis=(0, 2)), jnp.einsum("ig,tgb->tib", kernel, dzs)
+        dbias, dxs = dzs.sum(axis=(0, 2)), jnp.einsum("ig,tgb->tib", kernel, dzs_w, preferred_element_type=dtype)
     else:
-        dbias, dxs = dzs.sum(axis=(0, 1)), dzs @ kernel.T
+        dbias, dxs = dzs.sum(axis=(0, 1)), dot(dzs_w, kernel.T)
+    dkernel, drecurrent, dbias, dxs = (a.astype(weights) for a in (dkernel, drecurrent, dbias, dxs))
     return dkernel, drecurrent, dbias, dxs, dh0, dc0, None
 
 
@@ -299,7 +313,7 @@ def scan(
     params, xs, initial_state, ms, key, activation, recurrent_activation,
     *, return_sequences, unroll, remat_chunk, dropout, recurrent_dropout,
 ):
-    """The hoisted-projection scan: dropout, ``remat_chunk`` and 16-bit params run here.
+    """The hoisted-projection scan: dropout and ``remat_chunk`` run here.
 
     ``xs`` ``(T, B, I)`` and ``ms`` ``(T, B)`` (or None) are time-major, in
     processing order. Returns ``(final state, last output, outputs or None)``.

@@ -147,3 +147,36 @@ def test_stacked_matmul_only_for_tiny_weights():
 
     assert stacked(I, H) and stacked(32, 64) and stacked(32, 64, batch=32)
     assert not stacked(64, 64) and not stacked(128, 256, batch=32) and not stacked(512, 1024, batch=64)
+
+
+@pytest.mark.parametrize("recurrence", ["auto", "step", "fused"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_16bit_params_match_float32_in_every_layout(dtype, recurrence, layout):
+    """16-bit weights run the fast loops with a float32 state: the float32 results of the same rounded weights."""
+    params, x, h0, c0, mask = data()
+    p16, x16 = jax.tree.map(lambda a: jnp.asarray(a, dtype), params), jnp.asarray(x, dtype)
+    p32, x32 = jax.tree.map(lambda a: a.astype(jnp.float32), p16), x16.astype(jnp.float32)
+
+    def loss(params, x, h0, c0, recurrence):
+        seq, h, c = jlstm.lstm(params, x, initial_state=(h0, c0), mask=mask, return_sequences=True,
+                               return_state=True, go_backwards=True, recurrence=recurrence)
+        return jnp.sum(jnp.sin(seq)) + jnp.sum(h * c)
+
+    if recurrence == "auto":  # picks the fused loop (its custom VJP), not the scan
+        assert "custom_vjp_call" in str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x))(p16, x16))
+    value_and_grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)), static_argnums=4)
+    value, grads = value_and_grad(p16, x16, h0, c0, recurrence)
+    want_value, want_grads = value_and_grad(p32, x32, h0, c0, "scan")
+    assert value.dtype == jnp.float32
+    flat, want_flat = [*grads[0], *grads[1:]], [*want_grads[0], *want_grads[1:]]
+    assert [g.dtype.name for g in flat] == [dtype] * 4 + ["float32"] * 2  # params, x; h0 and c0 float32
+    assert_close(value, want_value, dtype)
+    for actual, want in zip(flat, want_flat):
+        assert_close(actual, want, dtype)
+
+
+@pytest.mark.parametrize("recurrence", ["step", "fused"])
+def test_forced_loops_refuse_what_only_scan_runs(recurrence):
+    params, x, *_ = data()
+    with pytest.raises(ValueError, match=f"recurrence='{recurrence}' runs neither dropout in training nor remat_chunk"):
+        jlstm.lstm(params, x, remat_chunk=2, recurrence=recurrence)
