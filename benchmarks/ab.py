@@ -59,6 +59,8 @@ def main(argv=None):
     parser.add_argument("--shape", required=True, help="B,T,I,H")
     parser.add_argument("--mode", default="forward", choices=["forward", "train"])
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                        help="bfloat16: float32 params cast to bfloat16 inside the jitted function")
     parser.add_argument("--calls", type=int, default=3, help="calls per round; the round keeps the fastest")
     parser.add_argument("variants", nargs="+", help="jlstm.lstm keyword options, e.g. \"unroll=2\"")
     args = parser.parse_args(argv)
@@ -68,7 +70,7 @@ def main(argv=None):
     build = IMPLS["jlstm"][1]
     fns, sync = {}, None
     for text in args.variants:
-        fns[text or "(default)"], sync = build(shape, args.mode, **options(text))
+        fns[text or "(default)"], sync = build(shape, args.mode, args.dtype, **options(text))
     print(f"shape {shape} {args.mode}, {args.rounds} rounds x {args.calls} calls, load {os.getloadavg()[0]:.2f}")
     print(summary(interleave(fns, sync, rounds=args.rounds, calls=args.calls)))
 

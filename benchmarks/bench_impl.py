@@ -9,16 +9,20 @@ JSON line on stdout::
     {"shape": [1, 100, 32, 64], "mode": "forward", "budget": 0.33, "min_runs": 1}
     {"impl": "flax_linen", "shape": [1, 100, 32, 64], "mode": "forward", "first_s": 0.21, "times_s": [...]}
 
+A request may carry ``"dtype": "bfloat16"``: mixed precision, each library's
+own way of running its matmuls on 16-bit operands (see ``DTYPES``); the
+default is float32.
+
 The first request for a shape and mode builds the function and times its
 first call on its own (``first_s``: tracing and compilation plus one run),
 then 3 warm-up calls; later requests for the same shape and mode warm up with
 one call (the other processes ran in between), none if a call takes 0.1 s or
-more. Only the latest shape and mode are kept. An implementation that cannot
+more. Only the latest shape, mode and dtype are kept. An implementation that cannot
 be imported answers ``skipped``; one that fails answers ``error``.
 
 Every implementation computes the same thing: an LSTM with ``H`` units over
 float32 inputs ``(B, T, I)`` returning the whole output sequence, zero initial
-state. ``train`` is one jitted (or ``tf.function``) call computing the loss
+state, in float32 or in the library's mixed precision. ``train`` is one jitted (or ``tf.function``) call computing the loss
 ``sum(outputs)`` and its gradients with respect to every parameter.
 """
 
@@ -28,7 +32,13 @@ import json
 import os
 import sys
 
-IMPLS = {}  # name -> (description, build(shape, mode) -> (fn, sync))
+IMPLS = {}  # name -> (description, build(shape, mode, dtype) -> (fn, sync))
+DTYPES = {
+    "float32": "float32 throughout",
+    "bfloat16": "mixed precision: bfloat16 matmul operands, float32 parameters (and, where the library keeps it "
+                "so, float32 state); jlstm and equinox cast the parameters inside the jitted function, flax "
+                "takes dtype=bfloat16, Keras the mixed_bfloat16 policy, torch runs under torch.autocast",
+}
 
 
 def impl(name, description):
@@ -60,49 +70,57 @@ def _jax_pair(apply, params, x, mode):
     return (lambda: step(params, x)), jax_sync
 
 
+def _cast(tree, dtype):
+    """``tree``'s floating arrays in ``dtype``: inside a jitted function, float32 master weights cast for compute."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
 @impl("jlstm", "jlstm.lstm(return_sequences=True)")
-def _jlstm(shape, mode, **options):
+def _jlstm(shape, mode, dtype, **options):
     import jax
 
     import jlstm
 
     _, _, input_dim, units = shape
     params = jlstm.init_params(jax.random.key(0), input_dim, units)
-    return _jax_pair(lambda p, x: jlstm.lstm(p, x, return_sequences=True, **options), params,
+    return _jax_pair(lambda p, x: jlstm.lstm(_cast(p, dtype), x, return_sequences=True, **options), params,
                      _jax_inputs(shape), mode)
 
 
-def _linen(cell_cls, shape, mode):
+def _linen(cell_cls, shape, mode, dtype):
     import flax.linen as nn
     import jax
 
-    model = nn.RNN(cell_cls(features=shape[3]))
+    model = nn.RNN(cell_cls(features=shape[3], dtype=None if dtype == "float32" else dtype))
     x = _jax_inputs(shape)
     params = model.init(jax.random.key(0), x)
     return _jax_pair(model.apply, params, x, mode)
 
 
 @impl("flax_linen_opt", "flax.linen RNN(OptimizedLSTMCell)")
-def _flax_linen_opt(shape, mode):
+def _flax_linen_opt(shape, mode, dtype):
     import flax.linen as nn
 
-    return _linen(nn.OptimizedLSTMCell, shape, mode)
+    return _linen(nn.OptimizedLSTMCell, shape, mode, dtype)
 
 
 @impl("flax_linen", "flax.linen RNN(LSTMCell)")
-def _flax_linen(shape, mode):
+def _flax_linen(shape, mode, dtype):
     import flax.linen as nn
 
-    return _linen(nn.LSTMCell, shape, mode)
+    return _linen(nn.LSTMCell, shape, mode, dtype)
 
 
 @impl("flax_nnx_opt", "flax.nnx RNN(OptimizedLSTMCell)")
-def _flax_nnx_opt(shape, mode):
+def _flax_nnx_opt(shape, mode, dtype):
     from flax import nnx
 
     _, _, input_dim, units = shape
     batch = shape[0]
-    cell = nnx.OptimizedLSTMCell(input_dim, units, rngs=nnx.Rngs(0))
+    cell = nnx.OptimizedLSTMCell(input_dim, units, dtype=None if dtype == "float32" else dtype, rngs=nnx.Rngs(0))
     carry = cell.initialize_carry((batch, input_dim), rngs=nnx.Rngs(0))  # zeros, as every peer
     graphdef, params, rest = nnx.split(nnx.RNN(cell, rngs=False), nnx.Param, ...)
     return _jax_pair(lambda p, x: nnx.merge(graphdef, p, rest)(x, initial_carry=carry), params,
@@ -110,7 +128,7 @@ def _flax_nnx_opt(shape, mode):
 
 
 @impl("equinox", "equinox LSTMCell, vmap over batch, lax.scan over time")
-def _equinox(shape, mode):
+def _equinox(shape, mode, dtype):
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -120,7 +138,8 @@ def _equinox(shape, mode):
     params, static = eqx.partition(cell, eqx.is_array)
 
     def apply(p, x):
-        cell = eqx.combine(p, static)
+        x = x.astype(dtype)  # equinox has no dtype policy: parameters, inputs and state all in dtype
+        cell = eqx.combine(_cast(p, dtype), static)
         step = jax.vmap(cell)
 
         def body(carry, x_t):
@@ -135,20 +154,24 @@ def _equinox(shape, mode):
 
 
 @impl("keras_jax", "Keras 3 LSTM, JAX backend, jitted stateless_call")
-def _keras_jax(shape, mode):
+def _keras_jax(shape, mode, dtype):
     import keras
 
     if keras.backend.backend() != "jax":
         raise ImportError(f"KERAS_BACKEND is {keras.backend.backend()!r}, not 'jax'")
     batch, time_steps, input_dim, units = shape
-    layer = keras.layers.LSTM(units, return_sequences=True)
+    layer = keras.layers.LSTM(units, return_sequences=True, dtype=_keras_policy(dtype))
     layer.build((batch, time_steps, input_dim))
     trainable = [v.value for v in layer.trainable_variables]
     frozen = [v.value for v in layer.non_trainable_variables]
     return _jax_pair(lambda p, x: layer.stateless_call(p, frozen, x)[0], trainable, _jax_inputs(shape), mode)
 
 
-def _keras_tf(shape, mode, jit_compile):
+def _keras_policy(dtype):
+    return "mixed_bfloat16" if dtype == "bfloat16" else dtype
+
+
+def _keras_tf(shape, mode, dtype, jit_compile):
     import keras
     import numpy as np
     import tensorflow as tf
@@ -156,7 +179,7 @@ def _keras_tf(shape, mode, jit_compile):
     if keras.backend.backend() != "tensorflow":
         raise ImportError(f"KERAS_BACKEND is {keras.backend.backend()!r}, not 'tensorflow'")
     batch, time_steps, input_dim, units = shape
-    layer = keras.layers.LSTM(units, return_sequences=True)
+    layer = keras.layers.LSTM(units, return_sequences=True, dtype=_keras_policy(dtype))
     layer.build((batch, time_steps, input_dim))
     x = tf.constant(np.random.default_rng(1).standard_normal((batch, time_steps, input_dim), np.float32))
     if mode == "forward":
@@ -173,16 +196,18 @@ def _keras_tf(shape, mode, jit_compile):
 
 
 @impl("keras_tf", "Keras 3 LSTM, TensorFlow backend, tf.function")
-def _keras_tf_plain(shape, mode):
-    return _keras_tf(shape, mode, jit_compile=False)
+def _keras_tf_plain(shape, mode, dtype):
+    return _keras_tf(shape, mode, dtype, jit_compile=False)
 
 
 @impl("keras_tf_xla", "Keras 3 LSTM, TensorFlow backend, tf.function(jit_compile=True)")
-def _keras_tf_xla(shape, mode):
-    return _keras_tf(shape, mode, jit_compile=True)
+def _keras_tf_xla(shape, mode, dtype):
+    return _keras_tf(shape, mode, dtype, jit_compile=True)
 
 
-def _torch(shape, mode, threads):
+def _torch(shape, mode, dtype, threads):
+    import contextlib
+
     import torch
 
     from _timing import no_sync
@@ -193,42 +218,49 @@ def _torch(shape, mode, threads):
     layer = torch.nn.LSTM(input_dim, units, batch_first=True)
     x = torch.randn(batch, time_steps, input_dim)
     params = list(layer.parameters())
+
+    def autocast():
+        if dtype == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=getattr(torch, dtype))
+
     if mode == "forward":
         def forward():
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 return layer(x)[0]
 
         return forward, no_sync
 
     def train():
-        loss = layer(x)[0].sum()
+        with autocast():
+            loss = layer(x)[0].float().sum()
         return loss, torch.autograd.grad(loss, params)
 
     return train, no_sync  # CPU torch returns finished tensors
 
 
 @impl("torch_t2", "torch.nn.LSTM, 2 threads")
-def _torch_t2(shape, mode):
-    return _torch(shape, mode, 2)
+def _torch_t2(shape, mode, dtype):
+    return _torch(shape, mode, dtype, 2)
 
 
 @impl("torch_t1", "torch.nn.LSTM, 1 thread")
-def _torch_t1(shape, mode):
-    return _torch(shape, mode, 1)
+def _torch_t1(shape, mode, dtype):
+    return _torch(shape, mode, dtype, 1)
 
 
-@impl("matmul", "machine limit: one float32 jnp.dot (B*T, I+H) @ (I+H, 4H), the LSTM's forward FLOPs, "
-              "and a square 1024³ one")
-def _matmul(shape, mode):
+@impl("matmul", "machine limit: one jnp.dot (B*T, I+H) @ (I+H, 4H), the LSTM's forward FLOPs, "
+              "and a square 1024³ one, operands in the run's dtype, summed in float32")
+def _matmul(shape, mode, dtype):
     import jax
     import jax.numpy as jnp
 
     from _timing import jax_sync
 
     batch, time_steps, input_dim, units = shape
-    a = jax.random.normal(jax.random.key(0), (batch * time_steps, input_dim + units), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (input_dim + units, 4 * units), jnp.float32)
-    dot = jax.jit(jnp.dot)
+    a = jax.random.normal(jax.random.key(0), (batch * time_steps, input_dim + units), dtype)
+    b = jax.random.normal(jax.random.key(1), (input_dim + units, 4 * units), dtype)
+    dot = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
     return (lambda: dot(a, b)), jax_sync
 
 
@@ -242,20 +274,23 @@ def serve(name: str, requests, reply) -> None:
     from _timing import first_call, runs
 
     description, build = IMPLS[name]
-    built = {}  # (shape, mode) -> (fn, sync): the latest only
+    built = {}  # (shape, mode, dtype) -> (fn, sync): the latest only
     last_run = 0.0  # seconds, the latest run's
     for request in requests:
-        shape, mode = tuple(request["shape"]), request["mode"]
-        record = {"impl": name, "description": description, "shape": list(shape), "mode": mode}
+        shape, mode, dtype = tuple(request["shape"]), request["mode"], request.get("dtype", "float32")
+        record = {"impl": name, "description": description, "shape": list(shape), "mode": mode, "dtype": dtype}
         try:
             warmup = 1 if last_run < 0.1 else 0  # a call that long does not feel cold caches
-            if (shape, mode) not in built:
+            key = (shape, mode, dtype)
+            if key not in built:
                 built.clear()
                 gc.collect()
-                built[(shape, mode)] = build(shape, mode)
-                record["first_s"] = first_call(*built[(shape, mode)])
+                if dtype not in DTYPES:
+                    raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+                built[key] = build(shape, mode, dtype)
+                record["first_s"] = first_call(*built[key])
                 warmup = 3
-            record["times_s"] = runs(*built[(shape, mode)], budget=request["budget"], warmup=warmup,
+            record["times_s"] = runs(*built[key], budget=request["budget"], warmup=warmup,
                                      min_runs=request["min_runs"])
             last_run = record["times_s"][-1]
         except ImportError as error:

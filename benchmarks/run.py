@@ -3,6 +3,7 @@
     python benchmarks/run.py                      # the default grid, every implementation
     python benchmarks/run.py --quick              # a small grid, about two minutes
     python benchmarks/run.py --shapes 16,200,64,128 --impls jlstm,torch_t1 --modes train
+    python benchmarks/run.py --dtype bfloat16     # mixed precision, each library's own way
 
 Every implementation runs in its own worker process (``bench_impl.py``), all
 started at once and kept alive. For each shape and mode the implementations
@@ -32,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from _timing import lstm_flops, summary  # noqa: E402
-from bench_impl import IMPLS  # noqa: E402
+from bench_impl import DTYPES, IMPLS  # noqa: E402
 
 GRID = {  # name: (batch, time, input_dim, units)
     "small": (1, 100, 32, 64),
@@ -89,8 +90,8 @@ class Worker:
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                         text=True, env=env)
 
-    def time(self, shape, mode, budget, min_runs):
-        request = {"shape": list(shape), "mode": mode, "budget": budget, "min_runs": min_runs}
+    def time(self, shape, mode, budget, min_runs, dtype="float32"):
+        request = {"shape": list(shape), "mode": mode, "budget": budget, "min_runs": min_runs, "dtype": dtype}
         try:
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
@@ -156,7 +157,7 @@ def plan(shapes, modes, with_limit):
     return steps + ([("square_1024", SQUARE, "forward")] if with_limit else [])
 
 
-def measure_all(workers, shapes, modes, budget, rounds, progress):
+def measure_all(workers, shapes, modes, budget, rounds, progress, dtype="float32"):
     """Times every worker on every shape and mode, in alternating rounds; returns the combined records."""
     records = []
     for shape_name, shape, mode in plan(shapes, modes, "matmul" in workers):
@@ -166,7 +167,7 @@ def measure_all(workers, shapes, modes, budget, rounds, progress):
             for worker in turn if k % 2 == 0 else turn[::-1]:
                 progress.set_postfix_str(f"{shape_name} {mode} round {k + 1}/{rounds}: {worker.name}")
                 if worker.unusable is None and not any("error" in a for a in answers[worker.name]):
-                    answer = worker.time(shape, mode, budget / rounds, min_runs=1)
+                    answer = worker.time(shape, mode, budget / rounds, min_runs=1, dtype=dtype)
                     answers[worker.name].append(answer)
                     if worker.unusable:
                         progress.write(f"{worker.name}: {worker.unusable}")
@@ -186,7 +187,7 @@ def matmul_limits(records, shapes):
     return {s: max(dots[s], square) for s in shapes if s in dots}
 
 
-def table(records, shapes, impls, modes):
+def table(records, shapes, impls, modes, dtype="float32"):
     """Markdown: per mode, median ms and time relative to jlstm; first-call time; GFLOP/s and share."""
     by_key = {(r["impl"], r.get("shape_name"), r.get("mode")): r for r in records if "median_s" in r}
     lines = []
@@ -218,7 +219,7 @@ def table(records, shapes, impls, modes):
             cells = [f"{by_key[(i, s, mode)]['first_s']:.2f}" if (i, s, mode) in by_key else "–" for i in impls]
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         if limit:
-            lines += ["", f"### {mode}: GFLOP/s (share of the matmul limit: the faster of one float32 dot with the "
+            lines += ["", f"### {mode}: GFLOP/s (share of the matmul limit: the faster of one {dtype} dot with the "
                       "shape's forward FLOPs and a square 1024³ dot)", "",
                       "| shape | matmul limit | " + " | ".join(impls) + " |",
                       "| --- | ---: |" + " ---: |" * len(impls)]
@@ -283,7 +284,10 @@ def main(argv=None):
                         "(default 2)")
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per shape and mode (default 6)")
     parser.add_argument("--no-limit", action="store_true", help="skip the matmul-limit measurement")
-    parser.add_argument("--out", help="output prefix (default benchmarks/results/full or .../quick)")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
+                        help="float32 (the default), or bfloat16: mixed precision, each library's own way")
+    parser.add_argument("--out", help="output prefix (default benchmarks/results/full or .../quick, with "
+                        "_bfloat16 appended for --dtype bfloat16)")
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
@@ -296,7 +300,8 @@ def main(argv=None):
     unknown = [i for i in impls if i not in IMPLS]
     if unknown:
         raise SystemExit(f"--impls: unknown {unknown}; choose from {PEERS}")
-    out = args.out or os.path.join(HERE, "results", "quick" if args.quick else "full")
+    suffix = "" if args.dtype == "float32" else f"_{args.dtype}"
+    out = args.out or os.path.join(HERE, "results", ("quick" if args.quick else "full") + suffix)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
 
     info = machine()
@@ -306,32 +311,32 @@ def main(argv=None):
     workers = {name: Worker(name) for name in names}
     try:
         with tqdm(total=total, unit="turn", dynamic_ncols=True) as progress:
-            records = measure_all(workers, shapes, modes, budget, args.rounds, progress)
+            records = measure_all(workers, shapes, modes, budget, args.rounds, progress, args.dtype)
     finally:
         for worker in workers.values():
             worker.close()
     info["load_average_after"] = list(os.getloadavg())
-    result = {"machine": info, "command": sys.argv, "budget_s": budget, "rounds": args.rounds, "shapes": shapes,
-              "records": records}
+    result = {"machine": info, "command": sys.argv, "budget_s": budget, "rounds": args.rounds, "dtype": args.dtype,
+              "shapes": shapes, "records": records}
     with open(out + ".json", "w") as f:
         json.dump(result, f, indent=1)
     shown = [i for i in impls if any(r["impl"] == i and "median_s" in r for r in records)]
     skipped = sorted({f"{r['impl']} ({r.get('skipped') or r.get('error')})"
                       for r in records if "median_s" not in r})
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-    title = f"{info['date']} · {info['cpu']} · {info['cores']} cores\n{versions}"
+    title = f"{args.dtype} · {info['date']} · {info['cpu']} · {info['cores']} cores\n{versions}"
     header = [f"# jlstm benchmark, {info['date']}", "",
               f"- machine: {info['cpu']}, {info['cores']} cores, {info['platform']}, "
               f"load average before/after {info['load_average'][0]:.2f}/{info['load_average_after'][0]:.2f}",
               f"- versions: python {info['python']}, {versions}",
               f"- env: {info['env'] or 'none of XLA_/OMP_/OPENBLAS_/MKL_/TF_ set'}",
               f"- command: `{' '.join(sys.argv)}`; {budget} s of timed runs per cell in {args.rounds} alternating "
-              "rounds, float32",
+              f"rounds, {args.dtype}: {DTYPES[args.dtype]}",
               "- implementations: " + "; ".join(f"`{i}`: {IMPLS[i][0]}" for i in names),
               *([f"- not measured: {'; '.join(skipped)}"] if skipped else []), "",
               f"![time relative to jlstm]({os.path.basename(out)}.png)", ""]
     with open(out + ".md", "w") as f:
-        f.write("\n".join(header) + table(records, shapes, shown, modes))
+        f.write("\n".join(header) + table(records, shapes, shown, modes, args.dtype))
     if shown:
         plot(records, shapes, shown, modes, out + ".png", title)
     print(f"wrote {out}.json, {out}.md, {out}.png")

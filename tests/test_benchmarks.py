@@ -18,7 +18,7 @@ def fake_impls(monkeypatch):
     """Three implementations: one that works (and counts its builds and calls), one missing, one broken."""
     counts = {"builds": 0, "calls": 0}
 
-    def build_ok(shape, mode):
+    def build_ok(shape, mode, dtype):
         counts["builds"] += 1
 
         def fn():
@@ -27,10 +27,10 @@ def fake_impls(monkeypatch):
 
         return fn, lambda out: out
 
-    def build_missing(shape, mode):
+    def build_missing(shape, mode, dtype):
         raise ImportError("No module named 'nothing'")
 
-    def build_broken(shape, mode):
+    def build_broken(shape, mode, dtype):
         raise ValueError("bad shape")
 
     monkeypatch.setitem(bench_impl.IMPLS, "ok", ("works", build_ok))
@@ -118,6 +118,32 @@ def test_a_tiny_run_writes_json_markdown_and_plot(tmp_path):
     markdown = (tmp_path / "tiny.md").read_text()
     assert "| tiny (2, 5, 3, 4) | **" in markdown and "(1.00×)" in markdown
     assert (tmp_path / "tiny.png").stat().st_size > 1000
+
+
+def test_worker_rebuilds_for_another_dtype_and_refuses_an_unknown_one(fake_impls):
+    a = {"shape": [1, 2, 3, 4], "mode": "forward", "budget": 0.0, "min_runs": 1}
+    first, same, mixed, unknown = serve("ok", [a, {**a, "dtype": "float32"}, {**a, "dtype": "bfloat16"},
+                                               {**a, "dtype": "int8"}])
+    assert fake_impls["builds"] == 2 and "first_s" not in same and "first_s" in mixed
+    assert [r["dtype"] for r in (first, same, mixed)] == ["float32", "float32", "bfloat16"]
+    assert unknown["error"].startswith("ValueError: dtype must be one of")
+
+
+def test_a_tiny_mixed_precision_run_casts_jlstm_and_the_matmul(tmp_path):
+    out = tmp_path / "tiny"
+    bench_run.main(["--shapes", "tiny=2,5,3,4", "--impls", "jlstm", "--modes", "train", "--dtype", "bfloat16",
+                    "--budget", "0.02", "--rounds", "1", "--out", str(out)])
+    result = json.loads((tmp_path / "tiny.json").read_text())
+    assert result["dtype"] == "bfloat16"
+    assert {r["dtype"] for r in result["records"]} == {"bfloat16"}
+    assert all("median_s" in r for r in result["records"])
+    assert "bfloat16: mixed precision" in (tmp_path / "tiny.md").read_text()
+    # What the jlstm worker runs: float32 master weights, 16-bit operands, float32 outputs and gradients.
+    fn, sync = bench_impl.IMPLS["jlstm"][1]((2, 5, 3, 4), "train", "bfloat16")
+    loss, grads = sync(fn())
+    assert loss.dtype == "float32" and {g.dtype.name for g in grads} == {"float32"}
+    fn32, _ = bench_impl.IMPLS["jlstm"][1]((2, 5, 3, 4), "train", "float32")
+    assert float(loss) != float(sync(fn32())[0])  # rounded operands: not the float32 result
 
 
 @pytest.mark.parametrize("modes", ["both", "forward,forward", "train,backward", ""])
