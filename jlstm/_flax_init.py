@@ -1,9 +1,11 @@
-"""Keras's LSTM initialisers in flax's form, shared by ``jlstm.linen`` and ``jlstm.nnx`` (only jax here)."""
+"""What ``jlstm.linen`` and ``jlstm.nnx`` share (only jax here): Keras's initialisers, the computation dtype."""
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+
+from ._params import LSTMParams
 
 Initializer = Callable[..., jax.Array]
 
@@ -27,3 +29,17 @@ def half_safe(init: Initializer) -> Initializer:
         return init(key, shape, wide).astype(dtype)
 
     return wrapped
+
+
+def in_dtype(cls: str, params: LSTMParams, dtype: Any) -> LSTMParams:
+    """The parameters as the computation reads them: cast to ``dtype`` (flax's computation dtype) unless None.
+
+    Cast inside the module's call, so that the stored parameters and their
+    gradients keep the parameters' dtype: float32 parameters with
+    ``dtype=jnp.bfloat16`` is mixed precision.
+    """
+    if dtype is None:
+        return params
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{cls}: dtype must be a floating dtype or None, got {dtype!r}")
+    return LSTMParams(*(p.astype(dtype) for p in params))

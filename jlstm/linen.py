@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from ._bidirectional import bidirectional
-from ._flax_init import half_safe, keras_bias
+from ._flax_init import half_safe, in_dtype, keras_bias
 from ._layer import lstm
 from ._params import LSTMParams
 
@@ -35,6 +35,7 @@ class _Config(nn.Module):
     recurrent_dropout: float = 0.0
     unit_forget_bias: bool = True
     param_dtype: Any = jnp.float32
+    dtype: Any = None
     kernel_init: Initializer = jax.nn.initializers.glorot_uniform()
     recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal()
 
@@ -104,6 +105,12 @@ class LSTM(_Config):
       unit_forget_bias: start the forget gate's bias at 1.
       param_dtype: dtype of the parameters; the state and outputs follow :func:`jlstm.lstm`'s dtype policy
         (float32 for 16-bit parameters).
+      dtype: the dtype the matmuls read the parameters and the inputs in
+        (flax's computation dtype); None (the default): the parameters' own.
+        ``dtype=jnp.bfloat16`` with float32 parameters is mixed precision, as
+        Keras's ``"mixed_bfloat16"`` policy: float32 parameters and gradients,
+        bfloat16 matmul operands, and by :func:`jlstm.lstm`'s dtype policy a
+        float32 state, sums and outputs.
       kernel_init, recurrent_kernel_init: initialisers
         ``(key, shape, dtype) -> array``.
 
@@ -133,7 +140,7 @@ class LSTM(_Config):
         *,
         deterministic: bool = True,
     ) -> Any:
-        params = self._declare(_input_dim("LSTM", inputs))
+        params = in_dtype("LSTM", self._declare(_input_dim("LSTM", inputs)), self.dtype)
         return lstm(
             params,
             inputs,
@@ -198,8 +205,8 @@ class Bidirectional(_Config):
         forward = _Params(**init, name="forward")(input_dim)
         backward = _Params(**init, name="backward")(input_dim)
         return bidirectional(
-            forward,
-            backward,
+            in_dtype("Bidirectional", forward, self.dtype),
+            in_dtype("Bidirectional", backward, self.dtype),
             inputs,
             merge_mode=self.merge_mode,
             initial_state=initial_state,

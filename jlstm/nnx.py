@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ._bidirectional import bidirectional
-from ._flax_init import half_safe, keras_bias
+from ._flax_init import half_safe, in_dtype, keras_bias
 from ._layer import lstm
 from ._params import LSTMParams
 
@@ -47,6 +47,12 @@ class LSTM(nnx.Module):
       unit_forget_bias: start the forget gate's bias at 1.
       param_dtype: dtype of the parameters; the state and outputs follow :func:`jlstm.lstm`'s dtype policy
         (float32 for 16-bit parameters).
+      dtype: the dtype the matmuls read the parameters and the inputs in
+        (flax's computation dtype); None (the default): the parameters' own.
+        ``dtype=jnp.bfloat16`` with float32 parameters is mixed precision, as
+        Keras's ``"mixed_bfloat16"`` policy: float32 parameters and gradients,
+        bfloat16 matmul operands, and by :func:`jlstm.lstm`'s dtype policy a
+        float32 state, sums and outputs.
       kernel_init, recurrent_kernel_init: initialisers ``(key, shape, dtype) -> array``.
 
     Example:
@@ -84,6 +90,7 @@ class LSTM(nnx.Module):
         deterministic: bool = True,
         unit_forget_bias: bool = True,
         param_dtype: Any = jnp.float32,
+        dtype: Any = None,
         kernel_init: Initializer = jax.nn.initializers.glorot_uniform(),
         recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal(),
     ):
@@ -92,6 +99,7 @@ class LSTM(nnx.Module):
             half_safe(recurrent_kernel_init)(rngs.params(), (units, 4 * units), param_dtype)
         )
         self.bias = nnx.Param(keras_bias(units, unit_forget_bias)(None, (4 * units,), param_dtype))
+        self.dtype = dtype
         self.flags = dict(
             return_sequences=return_sequences,
             return_state=return_state,
@@ -120,7 +128,7 @@ class LSTM(nnx.Module):
         rngs: Optional[Rngs] = None,
     ) -> Any:
         return lstm(
-            self.params,
+            in_dtype("LSTM", self.params, self.dtype),
             inputs,
             initial_state=initial_state,
             mask=mask,
@@ -172,6 +180,7 @@ class Bidirectional(nnx.Module):
         deterministic: bool = True,
         unit_forget_bias: bool = True,
         param_dtype: Any = jnp.float32,
+        dtype: Any = None,
         kernel_init: Initializer = jax.nn.initializers.glorot_uniform(),
         recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal(),
     ):
@@ -181,6 +190,7 @@ class Bidirectional(nnx.Module):
             kernel_init=kernel_init,
             recurrent_kernel_init=recurrent_kernel_init,
         )
+        self.dtype = dtype
         self.forward = LSTM(input_dim, units, rngs=rngs, **init)
         self.backward = LSTM(input_dim, units, rngs=rngs, go_backwards=True, **init)
         self.flags = dict(
@@ -206,8 +216,8 @@ class Bidirectional(nnx.Module):
         rngs: Optional[Rngs] = None,
     ) -> Any:
         return bidirectional(
-            self.forward.params,
-            self.backward.params,
+            in_dtype("Bidirectional", self.forward.params, self.dtype),
+            in_dtype("Bidirectional", self.backward.params, self.dtype),
             inputs,
             initial_state=initial_state,
             mask=mask,

@@ -110,6 +110,45 @@ def test_half_precision_parameters():
     assert linen_model.apply(variables, x).dtype == nnx_model(x).dtype == jnp.float32
 
 
+def test_computation_dtype_is_mixed_precision():
+    """``dtype=bfloat16`` over float32 params: the pure call on the cast params; float32 params and gradients."""
+    x, mask, state, _ = data()
+    fwd, bwd = random_params(0), random_params(1)
+    bf16 = lambda p: jax.tree.map(lambda a: a.astype(jnp.bfloat16), p)  # noqa: E731
+    expected = jlstm.lstm(bf16(fwd), x, initial_state=state[:2], mask=mask, **FLAGS)
+    float32 = jlstm.lstm(fwd, x, initial_state=state[:2], mask=mask, **FLAGS)
+    assert np.abs(expected[0] - float32[0]).max() > 1e-4  # 16-bit operands do round
+
+    linen_model = jlstm.linen.LSTM(UNITS, dtype=jnp.bfloat16, **FLAGS)
+    variables = {"params": fwd._asdict()}
+    assert_same(linen_model.apply(variables, x, state[:2], mask), expected)
+    nnx_model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), dtype=jnp.bfloat16, **FLAGS)
+    set_nnx_lstm(nnx_model, fwd)
+    assert_same(nnx_model(x, state[:2], mask), expected)
+    assert nnx_model.kernel[...].dtype == jnp.float32
+
+    def pure_loss(params):
+        return jnp.sum(jlstm.lstm(bf16(params), x, mask=mask, return_sequences=True))
+
+    linen_grads = jax.grad(lambda v: jnp.sum(linen_model.apply(v, x, None, mask)[0]))(variables)["params"]
+    nnx_grads = nnx.grad(lambda m: jnp.sum(m(x, None, mask)[0]))(nnx_model)
+    for grads in (jlstm.LSTMParams(**linen_grads), jlstm.LSTMParams(nnx_grads["kernel"][...],
+                  nnx_grads["recurrent_kernel"][...], nnx_grads["bias"][...])):
+        assert {g.dtype for g in grads} == {jnp.dtype(jnp.float32)}
+        jax.tree.map(lambda a, e: assert_close(a, e, "float32_grad"), tuple(grads), tuple(jax.grad(pure_loss)(fwd)))
+
+    bi_expected = jlstm.bidirectional(bf16(fwd), bf16(bwd), x, initial_state=state, mask=mask, **FLAGS)
+    copied = {"params": {"forward": fwd._asdict(), "backward": bwd._asdict()}}
+    assert_same(jlstm.linen.Bidirectional(UNITS, dtype=jnp.bfloat16, **FLAGS).apply(copied, x, state, mask),
+                bi_expected)
+    bi_nnx = jlstm.nnx.Bidirectional(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), dtype=jnp.bfloat16, **FLAGS)
+    set_nnx_lstm(bi_nnx.forward, fwd)
+    set_nnx_lstm(bi_nnx.backward, bwd)
+    assert_same(bi_nnx(x, state, mask), bi_expected)
+    with pytest.raises(TypeError, match="LSTM: dtype must be a floating dtype or None, got 'int8'"):
+        jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), dtype="int8")(x)
+
+
 def test_dropout_in_wrappers():
     x, mask, _, _ = data()
     key = jax.random.key(5)
