@@ -64,7 +64,8 @@ def machine():
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             pass
-    env = {k: v for k, v in os.environ.items() if k.startswith(("XLA_", "OMP_", "OPENBLAS_", "MKL_", "TF_"))}
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(("XLA_", "OMP_", "OPENBLAS_", "MKL_", "TF_", "GLIBC_", "MALLOC_"))}
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -329,7 +330,7 @@ def main(argv=None):
               f"- machine: {info['cpu']}, {info['cores']} cores, {info['platform']}, "
               f"load average before/after {info['load_average'][0]:.2f}/{info['load_average_after'][0]:.2f}",
               f"- versions: python {info['python']}, {versions}",
-              f"- env: {info['env'] or 'none of XLA_/OMP_/OPENBLAS_/MKL_/TF_ set'}",
+              f"- env: {info['env'] or 'none of XLA_/OMP_/OPENBLAS_/MKL_/TF_/GLIBC_/MALLOC_ set'}",
               f"- command: `{' '.join(sys.argv)}`; {budget} s of timed runs per cell in {args.rounds} alternating "
               f"rounds, {args.dtype}: {DTYPES[args.dtype]}",
               "- implementations: " + "; ".join(f"`{i}`: {IMPLS[i][0]}" for i in names),
