@@ -22,8 +22,9 @@ be imported answers ``skipped``; one that fails answers ``error``.
 
 Every implementation computes the same thing: an LSTM with ``H`` units over
 float32 inputs ``(B, T, I)`` returning the whole output sequence, zero initial
-state, in float32 or in the library's mixed precision. ``train`` is one jitted (or ``tf.function``) call computing the loss
-``sum(outputs)`` and its gradients with respect to every parameter.
+state, in float32 or in the library's mixed precision. ``train`` is one jitted
+(or ``tf.function``) call computing the loss ``sum(outputs)`` and its
+gradients with respect to every parameter.
 """
 
 import argparse
@@ -35,9 +36,10 @@ import sys
 IMPLS = {}  # name -> (description, build(shape, mode, dtype) -> (fn, sync))
 DTYPES = {
     "float32": "float32 throughout",
-    "bfloat16": "mixed precision: bfloat16 matmul operands, float32 parameters (and, where the library keeps it "
-                "so, float32 state); jlstm and equinox cast the parameters inside the jitted function, flax "
-                "takes dtype=bfloat16, Keras the mixed_bfloat16 policy, torch runs under torch.autocast",
+    "bfloat16": "mixed precision: bfloat16 matmul operands, float32 parameters (and, where the library "
+                "keeps it so, float32 state); jlstm and equinox cast the parameters inside the jitted "
+                "function, flax takes dtype=bfloat16, Keras the mixed_bfloat16 policy, torch runs under "
+                "torch.autocast",
 }
 
 
@@ -71,7 +73,7 @@ def _jax_pair(apply, params, x, mode):
 
 
 def _cast(tree, dtype):
-    """``tree``'s floating arrays in ``dtype``: inside a jitted function, float32 master weights cast for compute."""
+    """``tree``'s floating arrays in ``dtype``: float32 master weights, cast inside the jitted function."""
     import jax
     import jax.numpy as jnp
 
@@ -120,7 +122,8 @@ def _flax_nnx_opt(shape, mode, dtype):
 
     _, _, input_dim, units = shape
     batch = shape[0]
-    cell = nnx.OptimizedLSTMCell(input_dim, units, dtype=None if dtype == "float32" else dtype, rngs=nnx.Rngs(0))
+    cell = nnx.OptimizedLSTMCell(input_dim, units, dtype=None if dtype == "float32" else dtype,
+                                 rngs=nnx.Rngs(0))
     carry = cell.initialize_carry((batch, input_dim), rngs=nnx.Rngs(0))  # zeros, as every peer
     graphdef, params, rest = nnx.split(nnx.RNN(cell, rngs=False), nnx.Param, ...)
     return _jax_pair(lambda p, x: nnx.merge(graphdef, p, rest)(x, initial_carry=carry), params,
@@ -278,7 +281,8 @@ def serve(name: str, requests, reply) -> None:
     last_run = 0.0  # seconds, the latest run's
     for request in requests:
         shape, mode, dtype = tuple(request["shape"]), request["mode"], request.get("dtype", "float32")
-        record = {"impl": name, "description": description, "shape": list(shape), "mode": mode, "dtype": dtype}
+        record = {"impl": name, "description": description, "shape": list(shape), "mode": mode,
+                  "dtype": dtype}
         try:
             warmup = 1 if last_run < 0.1 else 0  # a call that long does not feel cold caches
             key = (shape, mode, dtype)

@@ -220,8 +220,8 @@ def table(records, shapes, impls, modes, dtype="float32"):
             cells = [f"{by_key[(i, s, mode)]['first_s']:.2f}" if (i, s, mode) in by_key else "–" for i in impls]
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         if limit:
-            lines += ["", f"### {mode}: GFLOP/s (share of the matmul limit: the faster of one {dtype} dot with the "
-                      "shape's forward FLOPs and a square 1024³ dot)", "",
+            lines += ["", f"### {mode}: GFLOP/s (share of the matmul limit: the faster of one {dtype} dot "
+                      "with the shape's forward FLOPs and a square 1024³ dot)", "",
                       "| shape | matmul limit | " + " | ".join(impls) + " |",
                       "| --- | ---: |" + " ---: |" * len(impls)]
             for s in shapes:
@@ -317,8 +317,8 @@ def main(argv=None):
         for worker in workers.values():
             worker.close()
     info["load_average_after"] = list(os.getloadavg())
-    result = {"machine": info, "command": sys.argv, "budget_s": budget, "rounds": args.rounds, "dtype": args.dtype,
-              "shapes": shapes, "records": records}
+    result = {"machine": info, "command": sys.argv, "budget_s": budget, "rounds": args.rounds,
+              "dtype": args.dtype, "shapes": shapes, "records": records}
     with open(out + ".json", "w") as f:
         json.dump(result, f, indent=1)
     shown = [i for i in impls if any(r["impl"] == i and "median_s" in r for r in records)]

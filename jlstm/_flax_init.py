@@ -1,4 +1,4 @@
-"""What ``jlstm.linen`` and ``jlstm.nnx`` share (only jax here): Keras's initialisers, the computation dtype."""
+"""What ``jlstm.linen`` and ``jlstm.nnx`` share (only jax here): Keras's initialisers, the compute dtype."""
 
 from typing import Any, Callable
 

@@ -152,7 +152,7 @@ def test_stacked_matmul_only_for_tiny_weights():
 @pytest.mark.parametrize("recurrence", ["auto", "step", "fused"])
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_16bit_params_match_float32_in_every_layout(dtype, recurrence, layout):
-    """16-bit weights run the fast loops with a float32 state: the float32 results of the same rounded weights."""
+    """16-bit weights run the fast loops, float32 state: the float32 results of the same rounded weights."""
     params, x, h0, c0, mask = data()
     p16, x16 = jax.tree.map(lambda a: jnp.asarray(a, dtype), params), jnp.asarray(x, dtype)
     p32, x32 = jax.tree.map(lambda a: a.astype(jnp.float32), p16), x16.astype(jnp.float32)
@@ -178,5 +178,6 @@ def test_16bit_params_match_float32_in_every_layout(dtype, recurrence, layout):
 @pytest.mark.parametrize("recurrence", ["step", "fused"])
 def test_forced_loops_refuse_what_only_scan_runs(recurrence):
     params, x, *_ = data()
-    with pytest.raises(ValueError, match=f"recurrence='{recurrence}' runs neither dropout in training nor remat_chunk"):
+    message = f"recurrence='{recurrence}' runs neither dropout in training nor remat_chunk"
+    with pytest.raises(ValueError, match=message):
         jlstm.lstm(params, x, remat_chunk=2, recurrence=recurrence)
