@@ -7,9 +7,10 @@ shape this module:
 
 - Scanning over a precomputed projection ``x @ W + b`` of shape ``(T, B, 4H)``
   is slower than computing ``x_t @ W`` inside the step: XLA fuses the per-step
-  slice of the big array into the gate fusions, which then run much slower
-  (1.6-2x for the whole forward pass at ``(16, 50, 64, 128)``). The step
-  projection slices the small ``(T, B, I)`` input instead.
+  slice of the big array into the gate fusions, which it then compiles without
+  vector instructions (1.6-2x for the whole forward pass at ``(16, 50, 64,
+  128)``). The step projection slices the small ``(T, B, I)`` input instead,
+  and the slice feeds the matmul, which keeps it out of the gate fusions.
 - Differentiating ``lax.scan`` accumulates the weight gradients with one small
   matmul per step. :func:`_fused` has a custom VJP that runs the backward
   recurrence for the gate gradients ``dZ`` only, writing them over the saved
