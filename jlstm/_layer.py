@@ -119,7 +119,8 @@ def lstm(
         one more forward pass; the same results and gradients to float32 round-off. ``T`` need not be a
         multiple of it. About ``sqrt(T)`` is a good choice for long sequences.
       recurrence: how the loop is run; every choice gives the same numbers
-        to float32 round-off. ``"fused"`` projects ``x_t`` inside the step
+        to float32 round-off (to 16-bit round-off in the gradients of
+        16-bit params). ``"fused"`` projects ``x_t`` inside the step
         and has a custom VJP that forms the weight gradients as a few large
         matmuls over all steps, cuDNN's approach (reverse mode only: use
         another choice under ``jax.jvp`` / ``jax.jacfwd``); ``"step"`` is the
