@@ -47,12 +47,10 @@ class LSTM(nnx.Module):
       unit_forget_bias: start the forget gate's bias at 1.
       param_dtype: dtype of the parameters; the state and outputs follow :func:`jlstm.lstm`'s dtype policy
         (float32 for 16-bit parameters).
-      dtype: the dtype the matmuls read the parameters and the inputs in
-        (flax's computation dtype); None (the default): the parameters' own.
-        ``dtype=jnp.bfloat16`` with float32 parameters is mixed precision, as
-        Keras's ``"mixed_bfloat16"`` policy: float32 parameters and gradients,
-        bfloat16 matmul operands, and by :func:`jlstm.lstm`'s dtype policy a
-        float32 state, sums and outputs.
+      dtype: flax's computation dtype, as in :class:`jlstm.linen.LSTM`: the
+        parameters are cast to it inside the call (None, the default: not
+        cast), so float32 parameters with ``dtype=jnp.bfloat16`` is mixed
+        precision with float32 gradients.
       kernel_init, recurrent_kernel_init: initialisers ``(key, shape, dtype) -> array``.
 
     Example:
