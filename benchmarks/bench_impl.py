@@ -77,6 +77,8 @@ def _cast(tree, dtype):
     import jax
     import jax.numpy as jnp
 
+    if dtype == "float32":  # the float32 runs trace exactly what they traced before --dtype existed
+        return tree
     return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
@@ -141,7 +143,7 @@ def _equinox(shape, mode, dtype):
     params, static = eqx.partition(cell, eqx.is_array)
 
     def apply(p, x):
-        x = x.astype(dtype)  # equinox has no dtype policy: parameters, inputs and state all in dtype
+        x = _cast(x, dtype)  # equinox has no dtype policy: parameters, inputs and state all in dtype
         cell = eqx.combine(_cast(p, dtype), static)
         step = jax.vmap(cell)
 
