@@ -125,8 +125,8 @@ def lstm(
         matmuls over all steps, cuDNN's approach (reverse mode only: use
         another choice under ``jax.jvp`` / ``jax.jacfwd``); ``"step"`` is the
         same forward pass under plain autodiff; ``"scan"`` hoists ``x W + b``
-        out of the loop and is the only one that runs dropout in training or
-        ``remat_chunk``. ``"auto"`` (the default) is
+        out of the loop and is the only one that runs ``recurrent_dropout`` in
+        training or ``remat_chunk``. ``"auto"`` (the default) is
         ``"fused"`` where it applies and ``"scan"`` otherwise. On CPU,
         ``"fused"`` and ``"step"`` also choose from the shapes whether to run
         the batch as two concurrent halves and whether to keep the state
@@ -237,8 +237,14 @@ def _lstm(
         ms = None if ms is None else ms[::-1]
     if ms is not None:
         xs = jnp.where(ms[:, :, None], xs, 0)  # a NaN in a masked step stays out of the gradients
-    plain = key is None and remat_chunk is None
+    # Input dropout alone is Keras's implementation 2: one mask for the four gates and every step, a product
+    # with the inputs before the loop, which every recurrence runs. Recurrent dropout draws a mask per gate
+    # for h inside the step, which only the scan runs, as it does remat_chunk.
+    plain = recurrent_dropout == 0 and remat_chunk is None
     kind = _recurrence.choose(recurrence, plain)
+    if kind != "scan" and key is not None:
+        input_mask, _ = _dropout.masks(key, batch, xs.shape[2], units, dropout, 0.0, params.kernel.dtype)
+        xs = xs * input_mask[None]
     if kind == "scan":
         state, last, ys = _recurrence.scan(
             params, xs, initial_state, ms, key, activation, recurrent_activation,

@@ -1,7 +1,7 @@
 """The loops behind :func:`lstm`: the hoisted scan, the projection inside the step, a sequence-level VJP.
 
 :func:`scan` projects all inputs at once and scans the cell over the result;
-it runs everything (dropout, ``remat_chunk``). The ``"step"``
+it runs everything (recurrent dropout, ``remat_chunk``). The ``"step"``
 and ``"fused"`` loops are faster on CPU where they apply. Findings on XLA's CPU backend (jax 0.10.2)
 shape this module:
 
@@ -64,14 +64,14 @@ def check(fn: str, recurrence: object) -> str:
 def choose(recurrence: str, plain: bool) -> str:
     """The recurrence to run: ``"auto"`` is ``"fused"`` (the fastest measured on CPU) where it applies.
 
-    ``plain``: no dropout in training and no ``remat_chunk``; only :func:`scan`
-    runs those.
+    ``plain``: no recurrent dropout in training and no ``remat_chunk``; only
+    :func:`scan` runs those (input dropout is applied to ``xs`` before any loop).
     """
     if recurrence == "auto":
         return "fused" if plain else "scan"
     if recurrence != "scan" and not plain:
         raise ValueError(
-            f"lstm: recurrence={recurrence!r} runs neither dropout in training nor remat_chunk; "
+            f"lstm: recurrence={recurrence!r} runs neither recurrent_dropout in training nor remat_chunk; "
             "use recurrence='scan' or 'auto'"
         )
     return recurrence

@@ -43,13 +43,17 @@ def keras_with_masks(params, rates, key, **flags):
     return layer
 
 
-@pytest.mark.parametrize("rates", RATES, ids=lambda r: f"dropout{r[0]}-recurrent{r[1]}")
+# Input dropout alone runs on every recurrence ("auto" picks "fused"); recurrent dropout on "scan" only.
+CASES = [(rates, "auto") for rates in RATES] + [((0.3, 0.0), "scan"), ((0.3, 0.0), "step")]
+
+
+@pytest.mark.parametrize("rates, recurrence", CASES, ids=lambda c: f"{c}")
 @pytest.mark.parametrize(
     "use_mask, go_backwards, jit",
     [(False, False, False), (True, True, True)],
     ids=["plain_eager", "mask_backwards_jit"],
 )
-def test_matches_keras_with_the_same_masks(rates, use_mask, go_backwards, jit):
+def test_matches_keras_with_the_same_masks(rates, recurrence, use_mask, go_backwards, jit):
     params, x, mask = make_case()
     mask = mask if use_mask else None
     key = jax.random.key(7)
@@ -64,7 +68,7 @@ def test_matches_keras_with_the_same_masks(rates, use_mask, go_backwards, jit):
 
     def run(params, x, mask, key):
         return jlstm.lstm(params, x, mask=mask, dropout=rates[0], recurrent_dropout=rates[1], training=True,
-                          key=key, **flags)
+                          key=key, recurrence=recurrence, **flags)
 
     def loss(params):
         return jnp.sum(run(params, x, mask, key)[0] ** 2)
@@ -77,21 +81,22 @@ def test_matches_keras_with_the_same_masks(rates, use_mask, go_backwards, jit):
         assert_close(a, np.asarray(e), "float32_grad")
 
 
-def test_input_mask_is_constant_over_time():
+@pytest.mark.parametrize("recurrence", ["auto", "scan"])
+def test_input_mask_is_constant_over_time(recurrence):
     """Black box: the output is the plain LSTM's on x * m for one m in {0, 1/(1-p)}^input_dim at all steps."""
     params, x, _ = make_case()
     x = x[:1]
     rate = 0.5
     candidates = [np.asarray(m, np.float32) / (1 - rate) for m in itertools.product([0, 1], repeat=INPUT_DIM)]
-    # The same loop as dropout runs in (recurrence="scan"), so that equality can be bitwise.
+    # The same loop with and without dropout (x * m is exact: m is 0 or 2), so that equality can be bitwise.
     plain = [
-        np.asarray(jlstm.lstm(params, x * m[None, None, :], return_sequences=True, recurrence="scan"))
+        np.asarray(jlstm.lstm(params, x * m[None, None, :], return_sequences=True, recurrence=recurrence))
         for m in candidates
     ]
     hits = set()
     for seed in range(6):
         y = np.asarray(jlstm.lstm(params, x, dropout=rate, training=True, key=jax.random.key(seed),
-                                  return_sequences=True))
+                                  return_sequences=True, recurrence=recurrence))
         matches = [i for i, p in enumerate(plain) if np.array_equal(y, p)]
         assert len(matches) == 1
         hits.add(matches[0])
@@ -175,3 +180,26 @@ def test_errors():
         jlstm.lstm(params, x, dropout=0.1, training=True, key=3)
     with pytest.raises(ValueError, match="bidirectional: training with dropout"):
         jlstm.bidirectional(params, params, x, dropout=0.1, training=True)
+
+
+def test_input_dropout_alone_runs_the_fused_loop():
+    """``dropout`` without ``recurrent_dropout`` picks the fused loop (its custom VJP); both rates pick the scan."""
+    params, x, mask = make_case()
+    key = jax.random.key(3)
+
+    def jaxpr(**rates):
+        return str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x, mask=mask, training=True, key=key, **rates))(
+            params, x))
+
+    assert "custom_vjp_call" in jaxpr(dropout=0.3)
+    assert "custom_vjp_call" not in jaxpr(dropout=0.3, recurrent_dropout=0.2)
+
+    # The two loops agree on the same masks, values and gradients.
+    def loss(params, recurrence):
+        y = jlstm.lstm(params, x, mask=mask, dropout=0.3, training=True, key=key, return_sequences=True,
+                       recurrence=recurrence)
+        return jnp.sum(y ** 2)
+
+    for want, got in zip(jax.value_and_grad(loss)(params, "scan"), jax.value_and_grad(loss)(params, "auto")):
+        for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+            assert_close(g, w, "float32_grad")

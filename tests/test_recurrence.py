@@ -178,6 +178,10 @@ def test_16bit_params_match_float32_in_every_layout(dtype, recurrence, layout):
 @pytest.mark.parametrize("recurrence", ["step", "fused"])
 def test_forced_loops_refuse_what_only_scan_runs(recurrence):
     params, x, *_ = data()
-    message = f"recurrence='{recurrence}' runs neither dropout in training nor remat_chunk"
+    message = f"recurrence='{recurrence}' runs neither recurrent_dropout in training nor remat_chunk"
     with pytest.raises(ValueError, match=message):
         jlstm.lstm(params, x, remat_chunk=2, recurrence=recurrence)
+    with pytest.raises(ValueError, match=message):
+        jlstm.lstm(params, x, recurrent_dropout=0.2, training=True, key=jax.random.key(0), recurrence=recurrence)
+    # Recurrent dropout not in training is no dropout at all: nothing to refuse.
+    jlstm.lstm(params, x, recurrent_dropout=0.2, recurrence=recurrence)
