@@ -70,13 +70,13 @@ def masks(
 
 
 def input_projection(xs: jax.Array, input_mask: jax.Array, params: LSTMParams, dtype) -> jax.Array:
-    """``(xs * mask) @ kernel + bias`` for all steps, (T, B, I) -> (T, B, 4H); per gate if the mask is.
+    """``(xs * mask_g) @ kernel_g + bias`` for each gate g and all steps, (T, B, I) -> (T, B, 4H).
 
-    The matmul accumulates in ``dtype`` (the state dtype), as the plain projection does.
+    ``input_mask`` is ``(4, B, I)``, one per gate (a mask shared by the gates
+    is applied to the inputs before any loop). The matmul accumulates in
+    ``dtype`` (the state dtype), as the plain projection does.
     """
     bias = params.bias.astype(dtype)[None, None, :]
-    if input_mask.ndim == 2:  # (B, I), shared by the gates
-        return jnp.matmul(xs * input_mask[None], params.kernel, preferred_element_type=dtype) + bias
     time, batch, input_dim = xs.shape
     kernel = params.kernel.reshape(input_dim, 4, params.units)
     z = jnp.einsum("tgbi,igh->tbgh", xs[:, None] * input_mask[None], kernel, preferred_element_type=dtype)

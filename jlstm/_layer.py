@@ -237,14 +237,14 @@ def _lstm(
         ms = None if ms is None else ms[::-1]
     if ms is not None:
         xs = jnp.where(ms[:, :, None], xs, 0)  # a NaN in a masked step stays out of the gradients
-    # Input dropout alone is Keras's implementation 2: one mask for the four gates and every step, a product
-    # with the inputs before the loop, which every recurrence runs. Recurrent dropout draws a mask per gate
-    # for h inside the step, which only the scan runs, as it does remat_chunk.
-    plain = recurrent_dropout == 0 and remat_chunk is None
-    kind = _recurrence.choose(recurrence, plain)
-    if kind != "scan" and key is not None:
+    if key is not None and recurrent_dropout == 0:
+        # Input dropout alone is Keras's implementation 2: one mask for the four gates and every step, a
+        # product with the inputs before the loop, which every recurrence then runs. Recurrent dropout
+        # (a mask per gate, on h inside the step) is left to the scan.
         input_mask, _ = _dropout.masks(key, batch, xs.shape[2], units, dropout, 0.0, params.kernel.dtype)
-        xs = xs * input_mask[None]
+        xs, key = xs * input_mask[None], None
+    plain = key is None and remat_chunk is None
+    kind = _recurrence.choose(recurrence, plain)
     if kind == "scan":
         state, last, ys = _recurrence.scan(
             params, xs, initial_state, ms, key, activation, recurrent_activation,

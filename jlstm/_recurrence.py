@@ -64,8 +64,9 @@ def check(fn: str, recurrence: object) -> str:
 def choose(recurrence: str, plain: bool) -> str:
     """The recurrence to run: ``"auto"`` is ``"fused"`` (the fastest measured on CPU) where it applies.
 
-    ``plain``: no recurrent dropout in training and no ``remat_chunk``; only
-    :func:`scan` runs those (input dropout is applied to ``xs`` before any loop).
+    ``plain``: no dropout left to apply in the loop and no ``remat_chunk``;
+    only :func:`scan` runs those (input dropout alone is applied to ``xs``
+    before any loop).
     """
     if recurrence == "auto":
         return "fused" if plain else "scan"
@@ -332,7 +333,7 @@ def scan(
     params, xs, initial_state, ms, key, activation, recurrent_activation,
     *, return_sequences, unroll, remat_chunk, dropout, recurrent_dropout,
 ):
-    """The hoisted-projection scan: dropout and ``remat_chunk`` run here.
+    """The hoisted-projection scan: recurrent dropout (Keras's per-gate masks) and ``remat_chunk`` run here.
 
     ``xs`` ``(T, B, I)`` and ``ms`` ``(T, B)`` (or None) are time-major, in
     processing order. Returns ``(final state, last output, outputs or None)``.
