@@ -183,7 +183,7 @@ def test_errors():
 
 
 def test_input_dropout_alone_runs_the_fused_loop():
-    """``dropout`` without ``recurrent_dropout`` picks the fused loop (its custom VJP); both rates pick the scan."""
+    """``dropout`` without ``recurrent_dropout`` runs the fused loop (its custom VJP); both rates, the scan."""
     params, x, mask = make_case()
     key = jax.random.key(3)
 

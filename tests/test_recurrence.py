@@ -182,6 +182,7 @@ def test_forced_loops_refuse_what_only_scan_runs(recurrence):
     with pytest.raises(ValueError, match=message):
         jlstm.lstm(params, x, remat_chunk=2, recurrence=recurrence)
     with pytest.raises(ValueError, match=message):
-        jlstm.lstm(params, x, recurrent_dropout=0.2, training=True, key=jax.random.key(0), recurrence=recurrence)
+        jlstm.lstm(params, x, recurrent_dropout=0.2, training=True, key=jax.random.key(0),
+                   recurrence=recurrence)
     # Recurrent dropout not in training is no dropout at all: nothing to refuse.
     jlstm.lstm(params, x, recurrent_dropout=0.2, recurrence=recurrence)
