@@ -183,7 +183,7 @@ def test_errors():
 
 
 def test_input_dropout_alone_runs_the_fused_loop():
-    """``dropout`` without ``recurrent_dropout`` runs the fused loop (its custom VJP); both rates, the scan."""
+    """``dropout`` alone runs the fused loop (its custom VJP); with ``recurrent_dropout``, the scan."""
     params, x, mask = make_case()
     key = jax.random.key(3)
 
