@@ -201,11 +201,18 @@ def _fused_bwd(elementwise, scan, layout, residuals, cotangents):
     # Step t overwrites z_t with dz_t in the residual buffer, which then holds dZ: no new (T, B, 4H)
     # buffer to zero-fill and fill. 0.95-0.98x the training step's time from medium to wide shapes,
     # 1.00x at small (2-core AMD EPYC, jax 0.10.2).
-    # R^T is transposed once, here: XLA then copies it before the loop, and each step's dz R^T is a
-    # plain matmul. Written inside the step, the transpose becomes part of the matmul, which YNNPACK
-    # runs slower at these sizes: 19.6 against 12.3 µs for (8, 512) @ (512, 128), 181-190 against
-    # 146-149 µs for (32, 1024) @ (1024, 256) (2-core AMD EPYC, jax 0.10.2).
-    recurrent_kernel_t = recurrent_kernel.T
+    if feature_major:
+        def back(dz):  # (4H, B) -> (H, B): R dz
+            return dot(recurrent_kernel, dz.astype(recurrent_kernel.dtype))
+    else:
+        # R^T is transposed once, here: XLA then copies it before the loop, and each step's dz R^T is a
+        # plain matmul. Written inside the step, the transpose becomes part of the matmul, which YNNPACK
+        # runs slower at these sizes: 19.6 against 12.3 µs for (8, 512) @ (512, 128), 181-190 against
+        # 146-149 µs for (32, 1024) @ (1024, 256) (2-core AMD EPYC, jax 0.10.2).
+        recurrent_kernel_t = recurrent_kernel.T
+
+        def back(dz):  # (B, 4H) -> (B, H): dz R^T
+            return dot(dz.astype(recurrent_kernel.dtype), recurrent_kernel_t)
 
     def body(carry, inputs):
         dh, dc, dy, zs_dzs = carry
@@ -216,8 +223,7 @@ def _fused_bwd(elementwise, scan, layout, residuals, cotangents):
             dz, dh_prev, dc_prev, dy_prev = pullback((dh, dc, dy + dy_out))
         else:
             dz, dh_prev, dc_prev, dy_prev = pullback((dh + dy_out, dc, None))
-        dz_w = dz.astype(recurrent_kernel.dtype)
-        dh_prev = dh_prev + (dot(recurrent_kernel, dz_w) if feature_major else dot(dz_w, recurrent_kernel_t))
+        dh_prev = dh_prev + back(dz)
         return (dh_prev, dc_prev, dy_prev, jax.lax.dynamic_update_index_in_dim(zs_dzs, dz, t, 0)), None
 
     steps = jnp.arange(zs.shape[0])
