@@ -6,7 +6,7 @@ from typing import Any, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from . import _dropout, _validate
+from . import _dropout, _recurrence, _validate
 from ._cell import Activation
 from ._layer import lstm
 from ._params import LSTMParams
@@ -95,8 +95,15 @@ def bidirectional(
       ``(y_fwd, y_bwd, h_fwd, c_fwd, h_bwd, c_bwd)``.
 
     Raises:
-      ValueError: an unknown ``merge_mode``, or shapes that disagree.
-      TypeError: a malformed ``initial_state`` or a non-array argument.
+      TypeError: an argument of the wrong type: a non-array, a non-floating
+        ``inputs`` or state, an ``initial_state`` that is not a tuple or list,
+        a ``merge_mode`` or ``recurrence`` that is not a string (or None), a
+        flag that is not a Python bool, an activation that is not callable.
+      ValueError: an argument of the right type with a wrong value: an unknown
+        ``merge_mode`` or ``recurrence``, shapes that disagree (the message
+        names the argument, the expected and the received shape), an
+        ``initial_state`` that does not hold four arrays, a dropout rate
+        outside ``[0, 1)``, training with dropout and no ``key``.
 
     Example:
       >>> import jax, jax.numpy as jnp, jlstm
@@ -114,10 +121,7 @@ def bidirectional(
     return_sequences = _validate.flag(fn, "return_sequences", return_sequences)
     return_state = _validate.flag(fn, "return_state", return_state)
     time_major = _validate.flag(fn, "time_major", time_major)
-    if not (merge_mode is None or (isinstance(merge_mode, str) and merge_mode in MERGE_MODES)):
-        raise ValueError(
-            f"{fn}: merge_mode must be one of 'concat', 'sum', 'mul', 'ave' or None, got {merge_mode!r}"
-        )
+    merge_mode = _validate.choice(fn, "merge_mode", merge_mode, MERGE_MODES)
     forward_params = _validate.params(fn, forward_params, "forward_params")
     backward_params = _validate.params(fn, backward_params, "backward_params")
     input_dim = forward_params.input_dim
@@ -137,10 +141,12 @@ def bidirectional(
     batch = inputs.shape[1 if time_major else 0]
     forward_state = backward_state = None
     if initial_state is not None:
-        is_sequence = isinstance(initial_state, (tuple, list))
-        if not is_sequence or len(initial_state) != 4:
-            got = f"length {len(initial_state)}" if is_sequence else type(initial_state).__name__
-            raise TypeError(f"{fn}: initial_state must be (h_fwd, c_fwd, h_bwd, c_bwd), got {got}")
+        expected = f"{fn}: initial_state must be (h_fwd, c_fwd, h_bwd, c_bwd), each (batch, units)"
+        if not isinstance(initial_state, (tuple, list)):
+            raise TypeError(f"{expected}, got {type(initial_state).__name__}")
+        if len(initial_state) != 4:
+            got = f"a {type(initial_state).__name__} of length {len(initial_state)}"
+            raise ValueError(f"{expected}, got {got}")
         labels = ("h_fwd", "c_fwd", "h_bwd", "c_bwd")
         owners = (forward_params, forward_params, backward_params, backward_params)
         for i, (label, value, p) in enumerate(zip(labels, initial_state, owners)):
@@ -148,6 +154,11 @@ def bidirectional(
         forward_state, backward_state = tuple(initial_state[:2]), tuple(initial_state[2:])
     if mask is not None:
         mask = _validate.mask(fn, mask, tuple(inputs.shape[:2]), time_major)
+    activation = _validate.function(fn, "activation", activation)
+    recurrent_activation = _validate.function(fn, "recurrent_activation", recurrent_activation)
+    unroll = _validate.unroll(fn, unroll)
+    remat_chunk = _validate.optional_positive_int(fn, "remat_chunk", remat_chunk)
+    recurrence = _validate.choice(fn, "recurrence", recurrence, _recurrence.KINDS)
     forward_key = backward_key = None
     if _dropout.check(fn, dropout, recurrent_dropout, training, key):
         forward_key, backward_key = jax.random.split(key)

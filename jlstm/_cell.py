@@ -18,7 +18,7 @@ def lstm_cell(
     *,
     activation: Activation = jnp.tanh,
     recurrent_activation: Activation = jax.nn.sigmoid,
-) -> tuple[LSTMState, jax.Array]:
+) -> tuple[LSTMState | tuple[jax.Array, jax.Array], jax.Array]:
     r"""Advances an LSTM by one time step.
 
     With :math:`\sigma` the ``recurrent_activation`` and :math:`\tanh` the
@@ -37,13 +37,22 @@ def lstm_cell(
 
     Args:
       params: an :class:`LSTMParams` with ``kernel`` ``(input_dim, 4 * units)``.
-      state: an :class:`LSTMState` (or a ``(h, c)`` tuple), each ``(batch, units)``.
+      state: an :class:`LSTMState`, or a ``(h, c)`` tuple or list, each ``(batch, units)``.
       x: the input at this step, ``(batch, input_dim)``, floating.
       activation: applied to the candidate and to the new cell state.
       recurrent_activation: applied to the input, forget and output gates.
 
     Returns:
-      ``(LSTMState(h', c'), h')``: the new state and the output, which is ``h'``.
+      ``(state', h')``: the new state, in the container ``state`` came in
+      (an :class:`LSTMState`, a tuple or a list, so that the carry of a
+      ``lax.scan`` keeps its type), and the output, which is ``h'``.
+
+    Raises:
+      ValueError: a wrong shape or count: ``x`` or ``state`` not of the
+        shapes above, ``params`` that is not three arrays or ``state`` that is
+        not two.
+      TypeError: a wrong type: a non-array, a non-floating dtype, ``params``
+        or ``state`` that is not a tuple, an activation that is not callable.
 
     Example:
       >>> import jax, jax.numpy as jnp, jlstm
@@ -55,13 +64,15 @@ def lstm_cell(
     """
     params = _validate.params("lstm_cell", params)
     x = _validate.array("lstm_cell", "x", x, (None, params.input_dim))
+    container = type(state) if isinstance(state, (LSTMState, list)) else tuple
     state = _validate.state("lstm_cell", "state", state, x.shape[0], params)
     dtype = state_dtype(params.kernel.dtype)
     x_proj = jnp.matmul(x.astype(params.kernel.dtype), params.kernel, preferred_element_type=dtype)
     x_proj = x_proj + params.bias.astype(dtype)[None]
     activation = _validate.function("lstm_cell", "activation", activation)
     recurrent_activation = _validate.function("lstm_cell", "recurrent_activation", recurrent_activation)
-    return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation)
+    (h, c), y = _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation)
+    return (LSTMState(h, c) if container is LSTMState else container((h, c))), y
 
 
 def _step(

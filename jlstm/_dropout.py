@@ -31,8 +31,8 @@ def check(fn: str, dropout: Any, recurrent_dropout: Any, training: Any, key: Any
             f"{fn}: training with dropout={dropout!r}, recurrent_dropout={recurrent_dropout!r} "
             "needs a PRNG key, got key=None (pass key=jax.random.key(...))"
         )
-    if active and not (hasattr(key, "shape") and hasattr(key, "dtype")):
-        raise TypeError(f"{fn}: key must be a jax.random key, got {type(key).__name__}")
+    if active:
+        _validate.key(fn, key)
     return active
 
 

@@ -1,10 +1,11 @@
-"""What ``jlstm.linen`` and ``jlstm.nnx`` share (only jax here): Keras's initialisers, the compute dtype."""
+"""What ``jlstm.linen`` and ``jlstm.nnx`` share (only jax here): Keras's initialisers, dtypes, checks."""
 
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
+from . import _dropout, _validate
 from ._params import LSTMParams
 
 Initializer = Callable[..., jax.Array]
@@ -38,8 +39,25 @@ def in_dtype(cls: str, params: LSTMParams, dtype: Any) -> LSTMParams:
     gradients keep the parameters' dtype: float32 parameters with
     ``dtype=jnp.bfloat16`` is mixed precision.
     """
-    if dtype is None:
+    if _validate.floating_dtype(cls, "dtype", dtype, or_none=True) is None:
         return params
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"{cls}: dtype must be a floating dtype or None, got {dtype!r}")
     return LSTMParams(*(p.astype(dtype) for p in params))
+
+
+def check_config(cls: str, *, units: int, dropout: float, recurrent_dropout: float, param_dtype: Any) -> None:
+    """The module options that only the module reads (the others are checked by the pure function)."""
+    _validate.positive_int(cls, "units", units)
+    _dropout.rate(cls, "dropout", dropout)
+    _dropout.rate(cls, "recurrent_dropout", recurrent_dropout)
+    _validate.floating_dtype(cls, "param_dtype", param_dtype)
+
+
+def input_features(cls: str, inputs: Any) -> int:
+    """The last axis of ``inputs`` (batch, time, input_dim) or (time, batch, input_dim)."""
+    if not (hasattr(inputs, "shape") and hasattr(inputs, "dtype")):
+        raise TypeError(
+            f"{cls}: inputs must be an array of shape (batch, time, input_dim), got {type(inputs).__name__}"
+        )
+    if len(inputs.shape) != 3:
+        raise ValueError(f"{cls}: inputs must have shape (batch, time, input_dim), got {tuple(inputs.shape)}")
+    return inputs.shape[-1]

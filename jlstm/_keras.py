@@ -89,8 +89,8 @@ def _activation(fn: str, layer_name: str, which: str, keras_fn: Any) -> Callable
     if name in _ACTIVATIONS and activations.get(name) is keras_fn:
         return _ACTIVATIONS[name]
     raise ValueError(
-        f"{fn}: layer {layer_name!r} has {which}={keras_fn!r}, which has no jax equivalent here; "
-        f"expected one of Keras's activations {sorted(_ACTIVATIONS)}"
+        f"{fn}: layer_or_model: layer {layer_name!r} has {which}={keras_fn!r}, which has no jax "
+        f"equivalent here; expected one of Keras's activations {sorted(_ACTIVATIONS)}"
     )
 
 
@@ -104,17 +104,19 @@ def _check_lstm(fn: str, layer: Any) -> Any:
 
     if type(layer) not in (layers.LSTM, layers.RNN):
         raise TypeError(
-            f"{fn}: expected a keras.layers.LSTM, Bidirectional(LSTM) or RNN(LSTMCell) layer, "
-            f"got {_kind(layer)}"
+            f"{fn}: layer_or_model: expected a keras.layers.LSTM, Bidirectional(LSTM) or RNN(LSTMCell) "
+            f"layer, or a model whose recurrent layers all are; got {_kind(layer)}"
         )
     if type(layer.cell) is not layers.LSTMCell:
         raise TypeError(
-            f"{fn}: layer {layer.name!r} is an RNN over a {type(layer.cell).__name__}, expected the default "
-            "keras.layers.LSTMCell (a stack of cells or a custom cell cannot be converted)"
+            f"{fn}: layer_or_model: layer {layer.name!r} is an RNN over a {type(layer.cell).__name__}, "
+            "expected the default keras.layers.LSTMCell (a stack of cells or a custom cell cannot be "
+            "converted)"
         )
     if not layer.built or layer.cell.kernel is None:
         raise ValueError(
-            f"{fn}: layer {layer.name!r} is not built yet; call it on an input (or build it) first"
+            f"{fn}: layer_or_model: layer {layer.name!r} is not built yet; call it on an input (or build it) "
+            "first"
         )
     return layer.cell
 
@@ -137,8 +139,9 @@ def _halves(fn: str, layer: Any) -> tuple[Any, Any]:
     forward, backward = layer.forward_layer, layer.backward_layer
     if forward.go_backwards or not backward.go_backwards:
         raise ValueError(
-            f"{fn}: Bidirectional layer {layer.name!r} has go_backwards={forward.go_backwards} in its forward "
-            f"layer and {backward.go_backwards} in its backward layer; jlstm.bidirectional runs False and True"
+            f"{fn}: layer_or_model: Bidirectional layer {layer.name!r} has go_backwards="
+            f"{forward.go_backwards} in its forward layer and {backward.go_backwards} in its backward layer; "
+            "jlstm.bidirectional runs False and True"
         )
     return forward, backward
 
@@ -153,9 +156,9 @@ def _record(fn: str, layer: Any) -> KerasLSTMLayer:
         for attr in ("activation", "recurrent_activation"):
             if getattr(forward.cell, attr) is not getattr(backward.cell, attr):
                 raise ValueError(
-                    f"{fn}: Bidirectional layer {layer.name!r} has a different {attr} in its forward and "
-                    "backward layers, which one record cannot report; convert layer.forward_layer and "
-                    "layer.backward_layer one at a time"
+                    f"{fn}: layer_or_model: Bidirectional layer {layer.name!r} has a different {attr} in its "
+                    "forward and backward layers, which one record cannot report; convert "
+                    "layer.forward_layer and layer.backward_layer one at a time"
                 )
     else:
         forward, params = layer, _lstm_params(fn, layer)
@@ -180,7 +183,7 @@ def _model_lstms(fn: str, model: Any) -> list:
     """The model's LSTM and Bidirectional(LSTM) layers in order; at least one."""
     found = _recurrent_layers(fn, model)
     if not found:
-        raise ValueError(f"{fn}: model {model.name!r} has no LSTM layer")
+        raise ValueError(f"{fn}: layer_or_model: model {model.name!r} has no LSTM layer")
     return found
 
 
@@ -268,7 +271,7 @@ def from_keras(layer_or_model: Any) -> Any:
 def _assign(fn: str, label: str, layer: Any, params: Any) -> None:
     """Writes one LSTMParams into a plain LSTM layer, checking every shape first."""
     params = _validate.params(fn, params)
-    if not layer.built:
+    if not getattr(layer, "built", True):  # not a Keras layer: _check_lstm says what it is
         layer.build((None, None, params.input_dim))
     cell = _check_lstm(fn, layer)
     expected = {
@@ -294,11 +297,11 @@ def _assign(fn: str, label: str, layer: Any, params: Any) -> None:
 
 
 def _pair(fn: str, label: str, value: Any) -> tuple[Any, Any]:
-    if isinstance(value, LSTMParams) or not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(
-            f"{fn}: {label} must be a (forward_params, backward_params) pair for a Bidirectional layer, "
-            f"got {type(value).__name__}"
-        )
+    expected = f"{fn}: {label} must be a (forward_params, backward_params) pair for a Bidirectional layer"
+    if isinstance(value, LSTMParams) or not isinstance(value, (tuple, list)):
+        raise TypeError(f"{expected}, got {type(value).__name__}")
+    if len(value) != 2:
+        raise ValueError(f"{expected}, got a {type(value).__name__} of length {len(value)}")
     return value[0], value[1]
 
 
@@ -346,8 +349,10 @@ def to_keras(params: Any, layer_or_model: Any) -> Any:
 
     Raises:
       ValueError: a shape that does not fit the layer (the message gives the expected and the received
-        shape), a non-zero bias for ``use_bias=False``, or a wrong number of entries for a model.
-      TypeError: not an LSTM layer, or ``params`` of the wrong kind.
+        shape), a non-zero bias for ``use_bias=False``, a wrong number of entries for a model or a
+        ``Bidirectional`` layer.
+      TypeError: not an LSTM layer, or ``params`` of the wrong kind (a bare :class:`LSTMParams` where a
+        pair or a sequence is expected, a non-array).
 
     Example:
       >>> import jax, keras, jlstm
@@ -361,14 +366,15 @@ def to_keras(params: Any, layer_or_model: Any) -> Any:
     fn = "to_keras"
     if isinstance(layer_or_model, keras.Model):
         found = _model_lstms(fn, layer_or_model)
-        is_list = isinstance(params, Sequence) and not isinstance(params, (LSTMParams, str))
-        if not is_list or len(params) != len(found):
-            got = f"a {type(params).__name__} of length {len(params)}" if is_list else type(params).__name__
-            raise ValueError(
-                f"{fn}: model {layer_or_model.name!r} has {len(found)} LSTM layers "
-                f"({', '.join(repr(layer.name) for layer in found)}), so params must be a sequence of "
-                f"{len(found)} entries, got {got}"
-            )
+        expected = (
+            f"{fn}: model {layer_or_model.name!r} has {len(found)} LSTM layers "
+            f"({', '.join(repr(layer.name) for layer in found)}), so params must be a sequence of "
+            f"{len(found)} entries"
+        )
+        if not isinstance(params, Sequence) or isinstance(params, (LSTMParams, str)):
+            raise TypeError(f"{expected}, got {type(params).__name__}")
+        if len(params) != len(found):
+            raise ValueError(f"{expected}, got a {type(params).__name__} of length {len(params)}")
         for i, (layer, entry) in enumerate(zip(found, params)):
             _assign_any(fn, f"params[{i}]", layer, entry)
         return layer_or_model

@@ -120,10 +120,11 @@ def lstm(
         multiple of it. About ``sqrt(T)`` is a good choice for long sequences.
       recurrence: how the loop is run; every choice gives the same numbers
         to float32 round-off (to 16-bit round-off in the gradients of
-        16-bit params). ``"fused"`` projects ``x_t`` inside the step
-        and has a custom VJP that forms the weight gradients as a few large
-        matmuls over all steps, cuDNN's approach (reverse mode only: use
-        another choice under ``jax.jvp`` / ``jax.jacfwd``); ``"step"`` is the
+        16-bit params), and every choice supports every JAX transformation
+        (``grad``, ``jvp``, ``jacfwd``, ``linearize``, ``hessian``, ``vmap``).
+        ``"fused"`` projects ``x_t`` inside the step and has a custom JVP
+        whose transpose, in reverse mode, forms the weight gradients as a few
+        large matmuls over all steps, cuDNN's approach; ``"step"`` is the
         same forward pass under plain autodiff; ``"scan"`` hoists ``x W + b``
         out of the loop and is the only one that runs ``recurrent_dropout`` in
         training or ``remat_chunk``. ``"auto"`` (the default) is
@@ -136,12 +137,19 @@ def lstm(
       ``output`` if not ``return_state``, else ``(output, h, c)``.
 
     Raises:
-      ValueError: a shape disagrees with the others (the message names the
-        argument, the expected and the received shape); an empty batch or
-        sequence (``batch`` or ``time`` 0), on which Keras fails too; a
-        dropout rate outside ``[0, 1)``; training with dropout and no ``key``.
-      TypeError: a non-array argument, a non-floating ``inputs`` or state, a
-        flag that is not a Python bool, an activation that is not callable.
+      ValueError: a wrong shape, count or value, named with what was
+        expected and what was received: a shape that disagrees with the
+        others; ``params`` that is not three arrays or ``initial_state`` that
+        is not two; an empty batch or sequence (``batch`` or ``time`` 0), on
+        which Keras fails too; ``unroll`` or ``remat_chunk`` below 1; a flag
+        given as an int other than 0 or 1; an unknown ``recurrence``; a
+        dropout rate outside ``[0, 1)``; training with dropout and no ``key``,
+        or with several keys.
+      TypeError: a wrong type: a non-array argument, a ``params`` or
+        ``initial_state`` that is not a tuple, a non-floating ``inputs`` or
+        state, a flag that is not a Python bool, a non-int ``unroll`` or
+        ``remat_chunk``, a non-number dropout rate, a ``key`` that is not a
+        key, a non-string ``recurrence``, an activation that is not callable.
 
     Example:
       The classic Keras tutorial, ``LSTM(1)`` on ``[0.1, 0.2, 0.3]``:
@@ -229,7 +237,8 @@ def _lstm(
     xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)  # (T, B, I)
     batch, units, dtype = xs.shape[1], params.units, state_dtype(params.kernel.dtype)
     if initial_state is None:
-        zeros = jnp.zeros((batch, units), dtype)
+        # Zeros laid out like the inputs' batch axis, so that the carry has one type under explicit sharding.
+        zeros = jnp.broadcast_to(jnp.zeros_like(xs[0, :, :1], dtype=dtype), (batch, units))
         initial_state = LSTMState(zeros, zeros)
     ms = None if mask is None else (mask if time_major else mask.T)  # (T, B)
     if go_backwards:

@@ -81,19 +81,20 @@ def init_params(
     Returns:
         An :class:`LSTMParams`.
 
+    Raises:
+        TypeError: ``key`` is not a ``jax.random`` key, ``input_dim`` or ``units``
+            is not an int, ``dtype`` is not a floating dtype, ``unit_forget_bias``
+            is not a bool.
+        ValueError: ``input_dim`` or ``units`` below 1, or a batch of keys.
+
     Example:
         >>> import jax, jlstm
         >>> p = jlstm.init_params(jax.random.key(0), input_dim=3, units=2)
         >>> p.kernel.shape, p.recurrent_kernel.shape, p.bias.tolist()
         ((3, 8), (2, 8), [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
     """
-    for name, value in (("input_dim", input_dim), ("units", units)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"init_params: {name} must be an int, got {type(value).__name__}")
-        if value < 1:
-            raise ValueError(f"init_params: {name} must be a positive int, got {value}")
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"init_params: dtype must be a floating dtype, got {jnp.dtype(dtype)}")
+    fn = "init_params"
+    input_dim, units, unit_forget_bias = check_init(fn, key, input_dim, units, dtype, unit_forget_bias)
     k_kernel, k_recurrent = jax.random.split(key)
     # QR has no half-precision kernels: draw in float32 (or wider), then cast.
     draw = dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
@@ -103,3 +104,14 @@ def init_params(
     if unit_forget_bias:
         bias = bias.at[units : 2 * units].set(1)
     return LSTMParams(kernel.astype(dtype), recurrent_kernel.astype(dtype), bias.astype(dtype))
+
+
+def check_init(fn: str, key: jax.Array, input_dim: int, units: int, dtype, unit_forget_bias: bool):
+    """Checks :func:`init_params`' arguments for ``fn``; returns ``(input_dim, units, unit_forget_bias)``."""
+    from . import _validate  # imported here: _validate imports this module
+
+    _validate.key(fn, key)
+    input_dim = _validate.positive_int(fn, "input_dim", input_dim)
+    units = _validate.positive_int(fn, "units", units)
+    _validate.floating_dtype(fn, "dtype", dtype)
+    return input_dim, units, _validate.flag(fn, "unit_forget_bias", unit_forget_bias)

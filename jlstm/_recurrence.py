@@ -1,45 +1,38 @@
-"""The loops behind :func:`lstm`: the hoisted scan, the projection inside the step, a sequence-level VJP.
+"""The loops behind :func:`lstm`: the hoisted scan, and the projection inside the step with a fused backward.
 
 :func:`scan` projects all inputs at once and scans the cell over the result;
-it runs everything (recurrent dropout, ``remat_chunk``). The ``"step"``
-and ``"fused"`` loops are faster on CPU where they apply. Findings on XLA's CPU backend (jax 0.10.2)
-shape this module:
+it runs everything (recurrent dropout, ``remat_chunk``). The ``"step"`` and
+``"fused"`` loops project ``x_t`` inside the step, which XLA's CPU backend
+runs faster (the slice of a precomputed ``(T, B, 4H)`` projection is fused
+into the gate fusions, which then lose their vector instructions).
 
-- Scanning over a precomputed projection ``x @ W + b`` of shape ``(T, B, 4H)``
-  is slower than computing ``x_t @ W`` inside the step: XLA fuses the per-step
-  slice of the big array into the gate fusions, which it then compiles without
-  vector instructions (1.6-2x for the whole forward pass at ``(16, 50, 64,
-  128)``). The step projection slices the small ``(T, B, I)`` input instead,
-  and the slice feeds the matmul, which keeps it out of the gate fusions.
-- Differentiating ``lax.scan`` accumulates the weight gradients with one small
-  matmul per step. :func:`_fused` has a custom VJP that runs the backward
-  recurrence for the gate gradients ``dZ`` only, writing them over the saved
-  pre-activations ``Z``, then forms the weight gradients as three large
-  matmuls over all steps (``X^T dZ``, ``H^T dZ``, ``sum dZ``), as cuDNN does.
-- A matmul with a transposed operand runs slower at one step's size: the
-  backward step's ``dz R^T`` takes ``R^T`` transposed once, before the loop
-  (1.3-1.6x faster matmuls at ``(8, 512) @ (512, 128)`` and ``(32, 1024) @
-  (1024, 256)``).
-- The layout of the step's matmuls matters for large weights: with 1024
-  units and a batch up to 64, ``W^T x_t + R^T h`` on a features-first state
-  ``(H, B)`` takes 0.71-0.96x the time of ``x_t W + h R`` on ``(B, H)``
-  (:func:`_feature_major`); with small weights it is up to 1.4x slower.
-- With tiny weights (under 32K) a step is mostly fixed costs, and its two
-  matmuls run as one, ``[x, h] [W; R]`` (:func:`_stacked`): 0.68-0.97x the
-  forward time.
-- 16-bit weights: the matmuls read 16-bit operands and sum in the state
-  dtype, float32 (the dtype policy of :func:`lstm`). With bfloat16 on an
-  AVX-512 BF16 CPU that took 0.52-0.77x the float32 time with large weights
-  (``(256, 50, 256, 512)``, ``(64, 100, 512, 1024)``) and about as long with
-  small ones, where XLA's bfloat16 dot of one step's size is barely faster.
-- Where one step's matmuls are too small for XLA to spread over the cores,
-  two independent halves of the batch run as concurrent chains in one loop
-  (:func:`_chains`): in the forward loop only, as the backward loop gains
-  nothing from them.
+How every transformation works on :func:`_fused`, reverse mode included:
+it is a ``jax.custom_jvp`` whose tangent is written to be transposed. The
+terms of ``dz_t`` that are linear in the weights' and the inputs' tangents,
+``e_t = dx_t W + x_t dW + h_{t-1} dR + db``, are formed for all steps at
+once, as large matmuls outside the loop; the loop carries only
+``dz_t = e_t + dh_{t-1} R`` through the gates' linear map, which it
+recomputes from the saved ``z_t`` (``jax.checkpoint``) instead of storing.
+``jax.jvp``, ``jax.jacfwd`` and ``jax.linearize`` run that tangent as it
+is. Reverse mode (``jax.grad``, ``jax.vjp``) is JAX's transpose of it, which
+is the fused backward pass of cuDNN: a reverse loop that yields every step's
+``dz_t`` (its ``dh R^T`` on an ``R^T`` formed once), then the weight
+gradients as three large matmuls over all steps, ``X^T dZ``, ``H^T dZ`` and
+``sum dZ``, instead of one small matmul per step. Tangents that are zero
+(symbolic zeros: inputs not differentiated) add no term.
 
-Every variant computes exactly what :func:`scan` computes
-(Keras's equations and mask semantics); ``tests/test_recurrence.py`` checks
-each against Keras, in all three layouts.
+The other CPU choices, each measured in ``benchmarks/RESULTS.md``:
+
+- a features-first state ``(H, B)`` and ``W^T x_t + R^T h`` for large
+  weights and a small batch (:func:`_feature_major`);
+- one matmul ``[x, h] [W; R]`` for tiny weights (:func:`_stacked`);
+- two independent halves of the batch as concurrent chains in the forward
+  loop, where one step's matmuls are too small to spread over the cores
+  (:func:`_chains`);
+- 16-bit weights: operands in 16 bits, sums and state in float32.
+
+Every variant computes exactly what :func:`scan` computes (Keras's equations
+and mask semantics); ``tests/test_recurrence.py`` checks each against Keras.
 """
 
 import functools
@@ -47,8 +40,9 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
-from . import _dropout, _remat
+from . import _dropout, _remat, _validate
 from ._cell import Activation, _gates, _step
 from ._params import LSTMParams, LSTMState
 
@@ -56,9 +50,7 @@ KINDS = ("auto", "scan", "step", "fused")
 
 
 def check(fn: str, recurrence: object) -> str:
-    if not isinstance(recurrence, str) or recurrence not in KINDS:
-        raise ValueError(f"{fn}: recurrence must be one of {KINDS}, got {recurrence!r}")
-    return recurrence
+    return _validate.choice(fn, "recurrence", recurrence, KINDS)
 
 
 def choose(recurrence: str, plain: bool) -> str:
@@ -129,32 +121,51 @@ def _elementwise(activation, recurrent_activation, axis, z, h, c, y, m):
     return jnp.where(keep, h_new, h), jnp.where(keep, c_new, c), jnp.where(keep, h_new, y)
 
 
-def _forward(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
-    """The forward scan, projecting ``x_t`` inside the step; also returns what the backward pass needs.
+def _projection(layout, kernel, recurrent_kernel, bias, dtype):
+    """The step's matmuls, ``x W + h R + b``, in ``layout``; a None weight drops its term.
 
-    ``layout`` is ``"batch"``: the step computes ``x W + h R + b``, ``(B, 4H)``;
-    ``"stacked"``: the same as one matmul, ``[x, h] [W; R] + b`` (see
-    :func:`_stacked`); ``"features"``: ``xs`` is ``(T, I, B)`` and the state
-    ``(H, B)``, and the step computes ``W^T x + R^T h + b``, ``(4H, B)``.
+    ``"batch"``: ``x`` ``(..., B, I)`` and ``h`` ``(..., B, H)`` give ``(..., B, 4H)``;
+    ``"stacked"``: the same as one matmul, ``[x, h] [W; R] + b`` (see :func:`_stacked`);
+    ``"features"``: ``x`` ``(..., I, B)`` and ``h`` ``(..., H, B)`` give
+    ``W^T x + R^T h + b``, ``(..., 4H, B)``. Leading axes (time) may be present.
+    The operands are read in the weights' dtype and the products are summed in ``dtype``.
+    """
+    dot = functools.partial(jnp.matmul, preferred_element_type=dtype)
+    weights = (kernel if kernel is not None else recurrent_kernel).dtype
+    features = layout == "features"
+    if layout == "stacked" and kernel is not None and recurrent_kernel is not None:
+        stacked = jnp.concatenate([kernel, recurrent_kernel])
+    else:
+        stacked = None
+    if features:
+        kernel_t = None if kernel is None else kernel.T
+        recurrent_kernel_t = None if recurrent_kernel is None else recurrent_kernel.T
+
+    def project(x, h):
+        if stacked is not None:
+            terms = [dot(jnp.concatenate([x, h.astype(weights)], axis=-1), stacked)]
+        elif features:
+            terms = [dot(w, v.astype(weights)) for w, v in ((kernel_t, x), (recurrent_kernel_t, h)) if w is not None]
+        else:
+            terms = [dot(v.astype(weights), w) for v, w in ((x, kernel), (h, recurrent_kernel)) if w is not None]
+        if bias is not None:
+            shape = (1,) * (x.ndim - 2) + ((-1, 1) if features else (1, -1))
+            terms.append(bias.astype(dtype).reshape(shape))
+        return functools.reduce(jnp.add, terms)
+
+    return project
+
+
+def _forward(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+    """The forward scan, projecting ``x_t`` inside the step; also returns what the tangent needs.
+
+    ``layout`` is one of :func:`_projection`'s; with ``"features"``, ``xs`` is
+    ``(T, I, B)`` and the state ``(H, B)``. Returns ``((ys, h, c, last), (zs, hs, cs))``:
+    the outputs, then each step's ``z`` and the ``(h, c)`` it started from.
     """
     masked = ms is not None
     # The dtype policy (see lstm): operands in the weights' dtype, products and state in h0's dtype.
-    # Both are float32 for float32 params, where the casts below do nothing.
-    dot = functools.partial(jnp.matmul, preferred_element_type=h0.dtype)
-    bias = bias.astype(h0.dtype)
-    if layout == "features":
-        kernel_t, recurrent_kernel_t = kernel.T, recurrent_kernel.T
-
-        def project(x, h):
-            return dot(kernel_t, x) + dot(recurrent_kernel_t, h.astype(kernel.dtype)) + bias[:, None]
-    elif layout == "stacked":
-        stacked = jnp.concatenate([kernel, recurrent_kernel])
-
-        def project(x, h):
-            return dot(jnp.concatenate([x, h.astype(kernel.dtype)], axis=-1), stacked) + bias[None, :]
-    else:
-        def project(x, h):
-            return dot(x, kernel) + dot(h.astype(kernel.dtype), recurrent_kernel) + bias[None, :]
+    project = _projection(layout, kernel, recurrent_kernel, bias, h0.dtype)
 
     def body(carry, inputs):
         h, c, y = carry
@@ -170,87 +181,90 @@ def _forward(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, 
     return (ys, h, c, last), (zs, hs, cs)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
 def _fused(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
     return _forward(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, c0, ms)[0]
 
 
-def _fused_fwd(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
-    outputs, (zs, hs, cs) = _forward(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, c0, ms)
-    ys = outputs[0]
-    return outputs, (kernel, recurrent_kernel, xs, zs, hs, cs, ys, h0, ms)
+def _fused_jvp(elementwise, scan, layout, primals, tangents):
+    """The tangent, written so that its transpose (reverse mode) is a fused backward pass.
 
-
-def _fused_bwd(elementwise, scan, layout, residuals, cotangents):
-    kernel, recurrent_kernel, xs, zs, hs, cs, ys, h0, ms = residuals
-    feature_major = layout == "features"
-    # One chain (the carry below is not split by batch): two ran no faster here (0.97-1.01x the
-    # time of one at medium-sized shapes) and made the training step's compile 1.25x longer.
-    scan = functools.partial(scan, chains=1)
-    dys, dh, dc, dlast = cotangents
-    masked = ms is not None
-    dtype = h0.dtype  # the state dtype; the weights' may be 16-bit
+    ``dz_t = e_t + dh_{t-1} R`` with ``e_t = dx_t W + x_t dW + h_{t-1} dR + db``:
+    the ``e`` terms are large matmuls over all steps, outside the loop, and the
+    loop carries only ``(dh, dc, dy)`` through ``dh_{t-1} R`` and the gates'
+    linear map, which is rematerialised from the saved ``z_t``
+    (``jax.checkpoint``) rather than stored. Symbolic-zero tangents add no term.
+    """
+    kernel, recurrent_kernel, bias, xs, h0, c0, ms = primals
+    dkernel, drecurrent, dbias, dxs, dh0, dc0, _ = (None if _zero(t) else t for t in tangents)
+    outputs, (zs, hs, cs) = _forward(elementwise, scan, layout, *primals)
+    dtype = h0.dtype
+    # Every (T, B, 4H) term at once: the weights' tangents against the saved inputs and states, the inputs'
+    # tangents against the weights. Transposed, these are the weight gradients X^T dZ, H^T dZ, sum dZ and
+    # the inputs' dZ W^T.
+    if layout == "features":
+        whole, flat, unflat = layout, (lambda a: a), (lambda a: a)
+    elif _batch_sharded(xs):  # explicit sharding: time and a sharded batch do not merge into one axis
+        whole, flat, unflat = "batch", (lambda a: a), (lambda a: a)
+    else:  # time and batch as one axis: transposed, X^T dZ contracts it without copying dZ
+        whole = "batch"
+        flat = lambda a: None if a is None else a.reshape(-1, a.shape[-1])  # noqa: E731
+        unflat = lambda a: a.reshape(*zs.shape)  # noqa: E731
+    terms = []
+    if dkernel is not None or drecurrent is not None:
+        terms.append(unflat(_projection(whole, dkernel, drecurrent, None, dtype)(flat(xs), flat(hs))))
+    if dxs is not None:
+        terms.append(unflat(_projection(whole, kernel, None, None, dtype)(flat(dxs), None)))
+    bias_term = None
+    if dbias is not None:
+        bias_term = dbias.astype(dtype).reshape((-1, 1) if layout == "features" else (1, -1))
+        if terms:  # one sum over all steps once transposed, not one per step
+            terms.append(bias_term[None])
+            bias_term = None
+    es = functools.reduce(jnp.add, terms) if terms else None
     dot = functools.partial(jnp.matmul, preferred_element_type=dtype)
-    if masked:
-        ys_prev = jnp.concatenate([jnp.zeros_like(h0)[None], ys[:-1]])  # the output carried into each step
-        dy = dlast
+    if layout == "features":
+        def recurrent(dh):  # (H, B) -> (4H, B): R^T dh; transposed, R dz
+            return dot(recurrent_kernel.T, dh.astype(recurrent_kernel.dtype))
     else:
-        ys_prev = None
-        dh, dy = dh + dlast, None  # unmasked, the last output is h_T
-
-    # Step t overwrites z_t with dz_t in the residual buffer, which then holds dZ: no new (T, B, 4H)
-    # buffer to zero-fill and fill. 0.95-0.98x the training step's time from medium to wide shapes,
-    # 1.00x at small (2-core AMD EPYC, jax 0.10.2).
-    if feature_major:
-        def back(dz):  # (4H, B) -> (H, B): R dz
-            return dot(recurrent_kernel, dz.astype(recurrent_kernel.dtype))
-    else:
-        # R^T is transposed once, here: XLA then copies it before the loop, and each step's dz R^T is a
-        # plain matmul. Written inside the step, the transpose becomes part of the matmul, which YNNPACK
-        # runs slower at these sizes: 19.6 against 12.3 µs for (8, 512) @ (512, 128), 181-190 against
-        # 146-149 µs for (32, 1024) @ (1024, 256) (2-core AMD EPYC, jax 0.10.2).
+        # R^T is formed once, outside the loop, so that the transposed step (reverse mode) multiplies by it
+        # in the plain form (dz R^T), which XLA's CPU matmul runs faster than a transposed operand
+        # (RESULTS.md, "The backward step's matmul").
         recurrent_kernel_t = recurrent_kernel.T
 
-        def back(dz):  # (B, 4H) -> (B, H): dz R^T
-            return dot(dz.astype(recurrent_kernel.dtype), recurrent_kernel_t)
+        def recurrent(dh):  # (B, H) -> (B, 4H): dh R, written as a product with R^T's rows
+            contract_rows = (((1,), (1,)), ((), ()))
+            return jax.lax.dot_general(
+                dh.astype(recurrent_kernel.dtype), recurrent_kernel_t, contract_rows, preferred_element_type=dtype
+            )
+    masked = ms is not None
+    step_remat = jax.checkpoint(elementwise)
 
     def body(carry, inputs):
-        dh, dc, dy, zs_dzs = carry
-        t, h, c, y, m, dy_out = inputs
-        z = jax.lax.dynamic_index_in_dim(zs_dzs, t, keepdims=False)
-        _, pullback = jax.vjp(lambda z, h, c, y: elementwise(z, h, c, y, m), z, h, c, y)
-        if masked:
-            dz, dh_prev, dc_prev, dy_prev = pullback((dh, dc, dy + dy_out))
-        else:
-            dz, dh_prev, dc_prev, dy_prev = pullback((dh + dy_out, dc, None))
-        dh_prev = dh_prev + back(dz)
-        return (dh_prev, dc_prev, dy_prev, jax.lax.dynamic_update_index_in_dim(zs_dzs, dz, t, 0)), None
+        dh, dc, dy = carry
+        e, z, h, c, m = inputs
+        dz = recurrent(dh)
+        dz = dz if e is None else dz + e
+        dz = dz if bias_term is None else dz + bias_term
+        # The primal y only selects (a masked step keeps it): its value does not enter the tangent.
+        y = h if masked else None
+        _, (dh, dc, dy_new) = jax.jvp(
+            lambda z, h, c, y: step_remat(z, h, c, y, m), (z, h, c, y), (dz, dh, dc, dy)
+        )
+        return (dh, dc, dy_new), (dy_new if masked else dh)
 
-    steps = jnp.arange(zs.shape[0])
-    (dh0, dc0, _, dzs), _ = scan(body, (dh, dc, dy, zs), (steps, hs, cs, ys_prev, ms, dys), reverse=True)
-    # Contract time and batch together, with the weights' own sharding (replicated under data
-    # parallelism), so that the batch may be sharded.
-    # With 16-bit weights these matmuls, too, read 16-bit operands and sum in the state dtype; the
-    # gradients have the dtype of what they are the gradients of.
-    contract = "tib,tgb->ig" if feature_major else "tbi,tbg->ig"
-    weights = kernel.dtype
-    dzs_w, hs_w = dzs.astype(weights), hs.astype(weights)
-
-    def weight_gradient(inputs, weight):
-        sharding = jax.typeof(weight).sharding
-        return jnp.einsum(contract, inputs, dzs_w, out_sharding=sharding, preferred_element_type=dtype)
-
-    dkernel, drecurrent = weight_gradient(xs, kernel), weight_gradient(hs_w, recurrent_kernel)
-    if feature_major:
-        dbias = dzs.sum(axis=(0, 2))
-        dxs = jnp.einsum("ig,tgb->tib", kernel, dzs_w, preferred_element_type=dtype)
-    else:
-        dbias, dxs = dzs.sum(axis=(0, 1)), dot(dzs_w, kernel.T)
-    dkernel, drecurrent, dbias, dxs = (a.astype(weights) for a in (dkernel, drecurrent, dbias, dxs))
-    return dkernel, drecurrent, dbias, dxs, dh0, dc0, None
+    dh0 = jnp.zeros_like(h0) if dh0 is None else dh0
+    dc0 = jnp.zeros_like(c0) if dc0 is None else dc0
+    dy0 = jnp.zeros_like(h0) if masked else None
+    (dh, dc, dy), dys = scan(body, (dh0, dc0, dy0), (es, zs, hs, cs, ms), chains=1)
+    return outputs, (dys, dh, dc, dy if masked else dh)
 
 
-_fused.defvjp(_fused_fwd, _fused_bwd)
+_fused.defjvp(_fused_jvp, symbolic_zeros=True)
+
+
+def _zero(tangent) -> bool:
+    return isinstance(tangent, SymbolicZero)
 
 
 def _feature_major(xs: jax.Array, units: int) -> bool:
@@ -303,10 +317,15 @@ def _chains(xs: jax.Array, units: int) -> int:
         return 1
     if jax.device_count() > 1:  # the batch may be sharded over devices, which the split would cut across
         return 1
-    batch_sharding = jax.typeof(xs).sharding.spec
-    if len(batch_sharding) > 1 and batch_sharding[1] is not None:  # an explicitly sharded batch
+    if _batch_sharded(xs):
         return 1
     return 2
+
+
+def _batch_sharded(xs: jax.Array) -> bool:
+    """Whether the batch axis (1) of time-major ``xs`` is explicitly sharded (sharding in types)."""
+    spec = jax.typeof(xs).sharding.spec
+    return len(spec) > 1 and spec[1] is not None
 
 
 def _chained_scan(body, carry, xs, *, chains: int, unroll: int | bool, reverse: bool = False):
@@ -379,7 +398,7 @@ def scan(
         y = jnp.where(keep, y, y_prev)
         return (state, y), (y if return_sequences else None)
 
-    y0 = jnp.zeros((batch, units), dtype)
+    y0 = jnp.zeros_like(initial_state.h)
     prepare = lambda x_and_mask: (project(x_and_mask[0]), x_and_mask[1])  # noqa: E731
     (state, last), ys = scan(body, (initial_state, y0), (xs, ms), prepare=prepare)
     return state, last, ys

@@ -5,11 +5,11 @@ from typing import Any, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from . import _dropout, _validate
+from . import _dropout, _recurrence, _validate
 from ._bidirectional import bidirectional as _bidirectional
 from ._cell import Activation
 from ._layer import lstm
-from ._params import LSTMParams, init_params
+from ._params import LSTMParams, check_init, init_params
 
 
 def stacked_lstm(
@@ -91,9 +91,15 @@ def stacked_lstm(
       ``output`` (the last layer's), or ``(output, h, c)`` with ``return_state``.
 
     Raises:
-      ValueError: a shape disagrees, ``params_list`` has the wrong length or
-        widths, or ``merge_mode`` is unknown (None is not allowed here).
-      TypeError: ``params_list`` is not a list of :class:`LSTMParams`.
+      TypeError: an argument of the wrong type: ``params_list`` is not a list
+        of :class:`LSTMParams`, ``initial_state`` is not a tuple or list, a
+        non-array, a ``merge_mode`` or ``recurrence`` that is not a string, a
+        flag that is not a Python bool, an activation that is not callable.
+      ValueError: an argument of the right type with a wrong value: a shape
+        disagrees, ``params_list`` has the wrong length or widths,
+        ``initial_state`` does not hold two arrays, ``merge_mode`` or
+        ``recurrence`` is unknown (``merge_mode=None`` is not allowed here), a
+        dropout rate outside ``[0, 1)``, training with dropout and no ``key``.
 
     Example:
       PyTorch's ``nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)``:
@@ -125,8 +131,8 @@ def stacked_lstm(
                if bidirectional else ", at least one")
             + f", got {len(params_list)}"
         )
-    if bidirectional and not (isinstance(merge_mode, str) and merge_mode in ("concat", "sum", "mul", "ave")):
-        raise ValueError(f"{fn}: merge_mode must be one of 'concat', 'sum', 'mul', 'ave', got {merge_mode!r}")
+    if bidirectional:
+        merge_mode = _merge_mode(fn, merge_mode)
     params_list = [_validate.params(fn, p, f"params_list[{i}]") for i, p in enumerate(params_list)]
     units = params_list[0].units
     names = ("time", "batch", "input_dim") if time_major else ("batch", "time", "input_dim")
@@ -148,10 +154,15 @@ def stacked_lstm(
     num_layers = len(params_list) // directions
     batch = inputs.shape[1 if time_major else 0]
     if initial_state is not None:
-        if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
-            raise TypeError(
-                f"{fn}: initial_state must be a pair (h0, c0), got {type(initial_state).__name__}"
-            )
+        expected = f"{fn}: initial_state must be a pair (h0, c0)"
+        if not isinstance(initial_state, (tuple, list)):
+            got = type(initial_state).__name__
+            if hasattr(initial_state, "shape"):
+                got = f"one array of shape {tuple(initial_state.shape)}"
+            raise TypeError(f"{expected}, got {got}")
+        if len(initial_state) != 2:
+            got = f"a {type(initial_state).__name__} of length {len(initial_state)}"
+            raise ValueError(f"{expected}, got {got}")
         rows = num_layers * directions
         initial_state = [
             _validate.array(
@@ -160,6 +171,13 @@ def stacked_lstm(
             )
             for i, (part, v) in enumerate(zip("hc", initial_state))
         ]
+    if mask is not None:
+        mask = _validate.mask(fn, mask, tuple(inputs.shape[:2]), time_major)
+    activation = _validate.function(fn, "activation", activation)
+    recurrent_activation = _validate.function(fn, "recurrent_activation", recurrent_activation)
+    unroll = _validate.unroll(fn, unroll)
+    remat_chunk = _validate.optional_positive_int(fn, "remat_chunk", remat_chunk)
+    recurrence = _validate.choice(fn, "recurrence", recurrence, _recurrence.KINDS)
     with_dropout = _dropout.check(fn, dropout, recurrent_dropout, training, key)
     inter_layer_dropout = _dropout.rate(fn, "inter_layer_dropout", inter_layer_dropout)
     between = bool(training) and inter_layer_dropout > 0 and num_layers > 1
@@ -244,12 +262,23 @@ def init_stacked_params(
     Returns:
       A list of ``num_layers * (2 if bidirectional else 1)`` :class:`LSTMParams`.
 
+    Raises:
+      TypeError: as in :func:`init_params`; ``num_layers`` is not an int,
+        ``bidirectional`` not a bool, ``merge_mode`` not a string.
+      ValueError: as in :func:`init_params`; ``num_layers`` below 1, an
+        unknown ``merge_mode`` (or None) for a bidirectional stack.
+
     Example:
       >>> import jax, jlstm
       >>> [p.kernel.shape for p in jlstm.init_stacked_params(jax.random.key(0), 3, 4, num_layers=3)]
       [(3, 16), (4, 16), (4, 16)]
     """
-    num_layers = _validate.positive_int("init_stacked_params", "num_layers", num_layers)
+    fn = "init_stacked_params"
+    input_dim, units, unit_forget_bias = check_init(fn, key, input_dim, units, dtype, unit_forget_bias)
+    num_layers = _validate.positive_int(fn, "num_layers", num_layers)
+    bidirectional = _validate.flag(fn, "bidirectional", bidirectional)
+    if bidirectional:
+        merge_mode = _merge_mode(fn, merge_mode)
     directions = 2 if bidirectional else 1
     width = units * (2 if bidirectional and merge_mode == "concat" else 1)
     keys = jax.random.split(key, num_layers * directions)
@@ -259,3 +288,13 @@ def init_stacked_params(
         )
         for i, k in enumerate(keys)
     ]
+
+
+def _merge_mode(fn: str, merge_mode: object) -> str:
+    """A stacked bidirectional layer's merge mode: each layer's output is one array, so None is refused."""
+    if merge_mode is None:
+        raise ValueError(
+            f"{fn}: merge_mode must be one of 'concat', 'sum', 'mul' or 'ave', got None "
+            "(separate outputs cannot feed the next layer)"
+        )
+    return _validate.choice(fn, "merge_mode", merge_mode, ("concat", "sum", "mul", "ave"))

@@ -87,13 +87,14 @@ def _from_state_dict(fn: str, state: Mapping, prefix: Optional[str]) -> list[LST
             if prefixes:
                 found = f"found several: prefixes {prefixes}; pass prefix=..."
             raise ValueError(
-                f"{fn}: expected the state dict of one torch.nn.LSTM "
+                f"{fn}: module_or_state_dict: expected the state dict of one torch.nn.LSTM "
                 f"(keys weight_ih_l0, weight_hh_l0, ...), {found}"
             )
         prefix = prefixes[0]
     elif prefix not in prefixes:
         raise ValueError(
-            f"{fn}: no key {prefix + 'weight_ih_l0'!r} in the state dict (prefixes found: {prefixes})"
+            f"{fn}: prefix {prefix!r} names no key {prefix + 'weight_ih_l0'!r} in the state dict "
+            f"(prefixes found: {prefixes})"
         )
     if any(str(key).startswith(prefix + "weight_hr_l") for key in state):
         raise ValueError(f"{fn}: an LSTM with proj_size > 0 (weight_hr_l* keys) is not supported yet")
@@ -148,7 +149,8 @@ def from_torch(module_or_state_dict: Any, *, prefix: Optional[str] = None) -> li
     Raises:
       ValueError: ``proj_size > 0`` (not supported yet), inconsistent shapes (a GRU's state dict has 3
         gates) or missing keys.
-      TypeError: a GRU, RNN or any other module.
+      TypeError: a GRU, RNN or any other module, a state dict entry that is not a tensor, a ``prefix``
+        that is not a string.
 
     Example:
       >>> import torch, jlstm
@@ -160,11 +162,15 @@ def from_torch(module_or_state_dict: Any, *, prefix: Optional[str] = None) -> li
     import torch
 
     fn = "from_torch"
+    if prefix is not None and not isinstance(prefix, str):
+        raise TypeError(
+            f"{fn}: prefix must be a string such as 'encoder.lstm.' or None, got {type(prefix).__name__}"
+        )
     if isinstance(module_or_state_dict, torch.nn.Module):
         module = module_or_state_dict
         if type(module) is torch.nn.LSTMCell:
             return [_layer_params(fn, module.state_dict(), "", "", None)]
-        _check_module(fn, module)
+        _check_module(fn, "module_or_state_dict", module)
         return _from_state_dict(fn, module.state_dict(), "")
     if isinstance(module_or_state_dict, Mapping):
         state = module_or_state_dict
@@ -173,19 +179,21 @@ def from_torch(module_or_state_dict: Any, *, prefix: Optional[str] = None) -> li
             return [_layer_params(fn, state, cell, "", None)]
         return _from_state_dict(fn, state, prefix)
     raise TypeError(
-        f"{fn}: expected a torch.nn.LSTM, a torch.nn.LSTMCell or a state dict, "
+        f"{fn}: module_or_state_dict: expected a torch.nn.LSTM, a torch.nn.LSTMCell or a state dict, "
         f"got {type(module_or_state_dict).__name__}"
     )
 
 
-def _check_module(fn: str, module: Any) -> None:
+def _check_module(fn: str, name: str, module: Any) -> None:
     import torch
 
     if type(module) is not torch.nn.LSTM:
-        raise TypeError(f"{fn}: expected a torch.nn.LSTM or torch.nn.LSTMCell, got {type(module).__name__}")
+        raise TypeError(
+            f"{fn}: {name}: expected a torch.nn.LSTM or torch.nn.LSTMCell, got {type(module).__name__}"
+        )
     if module.proj_size > 0:
         raise ValueError(
-            f"{fn}: torch.nn.LSTM with proj_size > 0 (here {module.proj_size}) is not supported yet"
+            f"{fn}: {name}: a torch.nn.LSTM with proj_size > 0 (here {module.proj_size}) is not supported yet"
         )
 
 
@@ -227,7 +235,7 @@ def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
     fn = "to_torch"
     if isinstance(params_list, LSTMParams):
         params_list = [params_list]
-    if not isinstance(params_list, Sequence):
+    if not isinstance(params_list, Sequence) or isinstance(params_list, str):
         raise TypeError(f"{fn}: params_list must be a list of LSTMParams, got {type(params_list).__name__}")
     if type(module) is torch.nn.LSTMCell:
         slots = [("", module.input_size)]
@@ -237,7 +245,7 @@ def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
             raise TypeError(
                 f"{fn}: module must be a torch.nn.LSTM or torch.nn.LSTMCell, got {type(module).__name__}"
             )
-        _check_module(fn, module)
+        _check_module(fn, "module", module)
         hidden, has_bias = module.hidden_size, module.bias
         directions = ("", "_reverse") if module.bidirectional else ("",)
         slots = [
@@ -247,7 +255,7 @@ def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
         ]
     if len(params_list) != len(slots):
         raise ValueError(
-            f"{fn}: {module} needs {len(slots)} LSTMParams (one per layer and direction: "
+            f"{fn}: params_list: {module} needs {len(slots)} LSTMParams (one per layer and direction: "
             f"{', '.join(tag.lstrip('_') or 'cell' for tag, _ in slots)}), got {len(params_list)}"
         )
     checked = []

@@ -1,12 +1,17 @@
 """Argument checks that run in Python at call (or trace) time.
 
-Each raises ``ValueError`` for a wrong shape and ``TypeError`` for a wrong type
-or dtype, naming the function, the argument as spelled in its signature, the
-expected and the received shape, so that nothing fails later inside XLA.
+One rule everywhere: ``TypeError`` for a value of the wrong type or dtype (a
+list where an array is expected, a float where an int is, an integer array
+where a floating one is); ``ValueError`` for a value of the right type with the
+wrong shape, length or value (a tuple of three arrays where a pair is
+expected, ``0`` where a positive int is, an unknown option). Each message names
+the function, the argument as spelled in its signature, what was expected and
+what was received, so that nothing fails later inside XLA.
 """
 
 from typing import Any, Optional, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -55,11 +60,11 @@ def params(fn: str, value: Any, name: str = "params") -> LSTMParams:
     ``name`` is the argument's name; fields are then reported as ``name.kernel``
     (plain ``kernel`` for the default ``params``).
     """
-    if not isinstance(value, tuple) or len(value) != 3:
-        raise TypeError(
-            f"{fn}: {name} must be an LSTMParams(kernel, recurrent_kernel, bias), "
-            f"got {type(value).__name__}"
-        )
+    expected = f"{fn}: {name} must be an LSTMParams(kernel, recurrent_kernel, bias)"
+    if not isinstance(value, tuple):
+        raise TypeError(f"{expected}, got {type(value).__name__}")
+    if len(value) != 3:
+        raise ValueError(f"{expected}, got a {type(value).__name__} of length {len(value)}")
     prefix = "" if name == "params" else f"{name}."
     fields = [prefix + n for n in LSTMParams._fields]
     kernel, recurrent_kernel, bias = (as_array(fn, n, v) for n, v in zip(fields, value))
@@ -82,20 +87,45 @@ def params(fn: str, value: Any, name: str = "params") -> LSTMParams:
 
 def state(fn: str, name: str, value: Any, batch: int, p: LSTMParams) -> LSTMState:
     """Checks an ``(h, c)`` pair of ``(batch, units)`` arrays; casts them to the state dtype."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        if isinstance(value, (tuple, list)):
-            got = f"a {type(value).__name__} of length {len(value)}"
-        elif hasattr(value, "shape"):
-            got = f"one array of shape {tuple(value.shape)}"
-        else:
-            got = type(value).__name__
-        raise TypeError(f"{fn}: {name} must be a pair (h, c) of (batch, units) arrays, got {got}")
+    expected = f"{fn}: {name} must be a pair (h, c) of (batch, units) arrays"
+    if not isinstance(value, (tuple, list)):
+        got = f"one array of shape {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
+        raise TypeError(f"{expected}, got {got}")
+    if len(value) != 2:
+        raise ValueError(f"{expected}, got a {type(value).__name__} of length {len(value)}")
     h, c = (
         array(fn, f"{name}[{i}] ({part})", v, (batch, p.units), ("batch", "units"))
         for i, (part, v) in enumerate(zip("hc", value))
     )
     dtype = state_dtype(p.kernel.dtype)
     return LSTMState(h.astype(dtype), c.astype(dtype))
+
+
+def key(fn: str, value: Any, name: str = "key") -> jnp.ndarray:
+    """One ``jax.random`` key: a typed key of shape ``()`` or a legacy ``uint32`` key of shape ``(2,)``."""
+    expected = f"{fn}: {name} must be a jax.random key, one such as jax.random.key(0)"
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        raise TypeError(f"{expected}, got {type(value).__name__}")
+    typed = jnp.issubdtype(value.dtype, jax.dtypes.prng_key)
+    if not typed and value.dtype != np.uint32:
+        raise TypeError(f"{expected}, got an array of dtype {value.dtype}")
+    if value.ndim != (0 if typed else 1):
+        raise ValueError(f"{expected}, got an array of shape {tuple(value.shape)} (several keys)")
+    return value
+
+
+def floating_dtype(fn: str, name: str, value: Any, *, or_none: bool = False) -> Optional[np.dtype]:
+    """A floating dtype, given as a dtype, a scalar type or its name (``jnp.float32``, ``"bfloat16"``)."""
+    if or_none and value is None:
+        return None
+    expected = f"{fn}: {name} must be a floating dtype" + (" or None" if or_none else "")
+    try:
+        dtype = jnp.dtype(value)
+    except TypeError:
+        raise TypeError(f"{expected}, got {value!r:.60}") from None
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{expected}, got {repr(value) if isinstance(value, str) else dtype}")
+    return dtype
 
 
 def mask(fn: str, value: Any, shape: tuple[int, int], time_major: bool) -> jnp.ndarray:
@@ -112,9 +142,12 @@ def mask(fn: str, value: Any, shape: tuple[int, int], time_major: bool) -> jnp.n
 
 
 def unroll(fn: str, value: Any) -> int | bool:
+    """``lax.scan``'s ``unroll``: a bool, or a positive Python or NumPy integer."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    if not isinstance(value, (int, np.integer)) or value < 1:
+    if not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{fn}: unroll must be a positive int or a bool, got {type(value).__name__}")
+    if value < 1:
         raise ValueError(f"{fn}: unroll must be a positive int or a bool, got {value!r}")
     return int(value)
 
@@ -135,9 +168,24 @@ def optional_positive_int(fn: str, name: str, value: Any) -> Optional[int]:
 
 def flag(fn: str, name: str, value: Any) -> bool:
     """A static Python flag: a bool (or 0/1), never an array, which could be traced."""
-    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+    if isinstance(value, (bool, np.bool_)):
         return bool(value)
+    if isinstance(value, (int, np.integer)):
+        if value in (0, 1):
+            return bool(value)
+        raise ValueError(f"{fn}: {name} must be a Python bool (a static flag) or 0/1, got {value!r}")
     raise TypeError(f"{fn}: {name} must be a Python bool (a static flag), got {value!r:.60}")
+
+
+def choice(fn: str, name: str, value: Any, options: Sequence[Optional[str]]) -> Optional[str]:
+    """One of ``options`` (strings, and None where None is one of them)."""
+    names = [repr(o) for o in options]
+    expected = f"{fn}: {name} must be one of {', '.join(names[:-1])} or {names[-1]}"
+    if not (isinstance(value, str) or (value is None and None in options)):
+        raise TypeError(f"{expected}, got {value!r:.60} ({type(value).__name__})")
+    if value not in options:
+        raise ValueError(f"{expected}, got {value!r:.60}")
+    return value
 
 
 def function(fn: str, name: str, value: Any) -> Any:

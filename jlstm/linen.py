@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from ._bidirectional import bidirectional
-from ._flax_init import half_safe, in_dtype, keras_bias
+from . import _validate
+from ._flax_init import check_config, half_safe, in_dtype, input_features, keras_bias
 from ._layer import lstm
 from ._params import LSTMParams
 
@@ -48,7 +49,20 @@ class _Config(nn.Module):
             self.param("bias", keras_bias(units, self.unit_forget_bias), (4 * units,), dtype),
         )
 
+    def _input_dim(self, inputs: Any) -> int:
+        """Checks the module's own options and ``inputs``; the input features."""
+        cls = type(self).__name__
+        check_config(
+            cls,
+            units=self.units,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            param_dtype=self.param_dtype,
+        )
+        return input_features(cls, inputs)
+
     def _dropout(self, deterministic: bool) -> dict:
+        deterministic = _validate.flag(type(self).__name__, "deterministic", deterministic)
         training = not deterministic and (self.dropout > 0 or self.recurrent_dropout > 0)
         return dict(
             dropout=self.dropout,
@@ -68,13 +82,6 @@ class _Config(nn.Module):
             remat_chunk=self.remat_chunk,
             recurrence=self.recurrence,
         )
-
-
-def _input_dim(cls: str, inputs: Any) -> int:
-    if not hasattr(inputs, "shape") or len(inputs.shape) != 3:
-        got = tuple(inputs.shape) if hasattr(inputs, "shape") else type(inputs).__name__
-        raise ValueError(f"{cls}: inputs must have shape (batch, time, input_dim), got {got}")
-    return inputs.shape[-1]
 
 
 class LSTM(_Config):
@@ -140,7 +147,7 @@ class LSTM(_Config):
         *,
         deterministic: bool = True,
     ) -> Any:
-        params = in_dtype("LSTM", self._declare(_input_dim("LSTM", inputs)), self.dtype)
+        params = in_dtype("LSTM", self._declare(self._input_dim(inputs)), self.dtype)
         return lstm(
             params,
             inputs,
@@ -194,7 +201,7 @@ class Bidirectional(_Config):
         *,
         deterministic: bool = True,
     ) -> Any:
-        input_dim = _input_dim("Bidirectional", inputs)
+        input_dim = self._input_dim(inputs)
         init = dict(
             units=self.units,
             unit_forget_bias=self.unit_forget_bias,

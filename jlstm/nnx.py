@@ -11,7 +11,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ._bidirectional import bidirectional
-from ._flax_init import half_safe, in_dtype, keras_bias
+from . import _validate
+from ._flax_init import check_config, half_safe, in_dtype, keras_bias
 from ._layer import lstm
 from ._params import LSTMParams
 
@@ -92,6 +93,7 @@ class LSTM(nnx.Module):
         kernel_init: Initializer = jax.nn.initializers.glorot_uniform(),
         recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal(),
     ):
+        _check("LSTM", input_dim, units, dropout, recurrent_dropout, deterministic, param_dtype)
         self.kernel = nnx.Param(half_safe(kernel_init)(rngs.params(), (input_dim, 4 * units), param_dtype))
         self.recurrent_kernel = nnx.Param(
             half_safe(recurrent_kernel_init)(rngs.params(), (units, 4 * units), param_dtype)
@@ -182,6 +184,7 @@ class Bidirectional(nnx.Module):
         kernel_init: Initializer = jax.nn.initializers.glorot_uniform(),
         recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal(),
     ):
+        _check("Bidirectional", input_dim, units, dropout, recurrent_dropout, deterministic, param_dtype)
         init = dict(
             unit_forget_bias=unit_forget_bias,
             param_dtype=param_dtype,
@@ -224,6 +227,22 @@ class Bidirectional(nnx.Module):
         )
 
 
+def _check(
+    cls: str,
+    input_dim: int,
+    units: int,
+    dropout: float,
+    recurrent_dropout: float,
+    deterministic: bool,
+    param_dtype: Any,
+) -> None:
+    """The constructor's own arguments (the others are checked by the pure function at call time)."""
+    _validate.positive_int(cls, "input_dim", input_dim)
+    rates = dict(dropout=dropout, recurrent_dropout=recurrent_dropout)
+    check_config(cls, units=units, param_dtype=param_dtype, **rates)
+    _validate.flag(cls, "deterministic", deterministic)
+
+
 def _init_dropout(
     module: nnx.Module, rngs: nnx.Rngs, dropout: float, recurrent_dropout: float, deterministic: bool
 ) -> None:
@@ -234,7 +253,9 @@ def _init_dropout(
 
 
 def _dropout_kwargs(module: nnx.Module, deterministic: Optional[bool], rngs: Optional[Rngs]) -> dict:
-    deterministic = module.deterministic if deterministic is None else deterministic
+    if deterministic is None:
+        deterministic = module.deterministic
+    deterministic = _validate.flag(type(module).__name__, "deterministic", deterministic)
     training = not deterministic and (module.dropout > 0 or module.recurrent_dropout > 0)
     key = None
     if training:

@@ -6,6 +6,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -47,3 +48,19 @@ def assert_bit_identical(actual, expected):
     for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
         assert a.dtype == e.dtype and a.shape == e.shape
         np.testing.assert_array_equal(bits(a), bits(e))
+
+
+def counting_tanh(traces):
+    """``jnp.tanh`` that appends to ``traces`` each time it runs.
+
+    Passed as ``activation=`` to a call of :func:`jlstm.lstm` not under an outer ``jax.jit``, it runs
+    only while jlstm traces its computation, so ``len(traces)`` grows exactly when jlstm traces again.
+    Reuse one such function across the calls compared: the activation is a static argument, hashed
+    by identity, and a new function object is itself a reason to trace again.
+    """
+
+    def tanh(x):
+        traces.append(None)
+        return jnp.tanh(x)
+
+    return tanh

@@ -133,7 +133,7 @@ def test_errors():
     fwd, bwd, x, state, _ = make_case("no_mask", True)
     with pytest.raises(ValueError, match="merge_mode must be one of"):
         jlstm.bidirectional(fwd, bwd, x, merge_mode="max")
-    with pytest.raises(TypeError, match=r"initial_state must be \(h_fwd, c_fwd, h_bwd, c_bwd\), got length"):
+    with pytest.raises(ValueError, match=r"initial_state must be \(h_fwd, c_fwd, h_bwd, c_bwd\), .*length 2"):
         jlstm.bidirectional(fwd, bwd, x, initial_state=state[:2])
     with pytest.raises(ValueError, match=r"initial_state\[3\] \(c_bwd\) must have shape \(3, 3\), got"):
         jlstm.bidirectional(fwd, bwd, x, initial_state=(*state[:3], state[3][:, :2]))

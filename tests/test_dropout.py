@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import jlstm
 from jlstm import _dropout
-from conftest import assert_close
+from conftest import assert_close, counting_tanh
 
 BATCH, TIME, INPUT_DIM, UNITS = 3, 5, 4, 3
 RATES = [(0.3, 0.0), (0.0, 0.4), (0.3, 0.4)]  # (dropout, recurrent_dropout)
@@ -141,14 +141,23 @@ def test_identity_when_not_training_or_rate_zero():
 
 
 def test_deterministic_per_key_and_no_retrace():
+    """The key is data, traced once; the rates are static flags."""
     params, x, _ = make_case()
-    run = lambda key: jlstm.lstm(params, x, dropout=0.3, recurrent_dropout=0.3, training=True, key=key)
+    traces = []
+    tanh = counting_tanh(traces)  # grows only while jlstm traces
+
+    def run(key, recurrent_dropout=0.3):
+        rates = dict(dropout=0.3, recurrent_dropout=recurrent_dropout)
+        return jlstm.lstm(params, x, **rates, training=True, key=key, activation=tanh)
+
     a, b = run(jax.random.key(0)), run(jax.random.key(0))
     np.testing.assert_array_equal(a, b)
-    size = jlstm._layer._lstm._cache_size()
+    traced = len(traces)
     c = run(jax.random.key(1))
-    assert jlstm._layer._lstm._cache_size() == size
+    assert len(traces) == traced
     assert not np.allclose(a, c)
+    run(jax.random.key(0), recurrent_dropout=0.2)  # another rate: traced again
+    assert len(traces) > traced
 
 
 def test_bidirectional_and_stacked_pass_dropout_through():
@@ -183,7 +192,7 @@ def test_errors():
 
 
 def test_input_dropout_alone_runs_the_fused_loop():
-    """``dropout`` alone runs the fused loop (its custom VJP); with ``recurrent_dropout``, the scan."""
+    """``dropout`` alone runs the fused loop (its custom JVP); with ``recurrent_dropout``, the scan."""
     params, x, mask = make_case()
     key = jax.random.key(3)
 
@@ -191,8 +200,8 @@ def test_input_dropout_alone_runs_the_fused_loop():
         return str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x, mask=mask, training=True, key=key, **rates))(
             params, x))
 
-    assert "custom_vjp_call" in jaxpr(dropout=0.3)
-    assert "custom_vjp_call" not in jaxpr(dropout=0.3, recurrent_dropout=0.2)
+    assert "custom_jvp_call" in jaxpr(dropout=0.3)
+    assert "custom_jvp_call" not in jaxpr(dropout=0.3, recurrent_dropout=0.2)
 
     # The two loops agree on the same masks, values and gradients.
     def loss(params, recurrence):

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_close, counting_tanh
 
 import jlstm
 
@@ -97,7 +97,10 @@ def test_remat_chunk_is_static_and_does_not_retrace():
     params = jlstm.init_params(jax.random.key(0), 2, 3)
     x = np.ones((1, 7, 2), np.float32)
     traces = []
-    run = jax.jit(lambda p, x: (traces.append(1), jlstm.lstm(p, x, remat_chunk=3))[1])
-    run(params, x)
-    run(params, x + 1)
-    assert len(traces) == 1
+    tanh = counting_tanh(traces)  # grows only while jlstm traces
+    jlstm.lstm(params, x, remat_chunk=3, activation=tanh)
+    traced = len(traces)
+    jlstm.lstm(params, x + 1, remat_chunk=3, activation=tanh)
+    assert len(traces) == traced
+    jlstm.lstm(params, x, remat_chunk=4, activation=tanh)  # another chunk: traced again
+    assert len(traces) > traced

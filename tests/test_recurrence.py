@@ -162,8 +162,8 @@ def test_16bit_params_match_float32_in_every_layout(dtype, recurrence, layout):
                                return_state=True, go_backwards=True, recurrence=recurrence)
         return jnp.sum(jnp.sin(seq)) + jnp.sum(h * c)
 
-    if recurrence == "auto":  # picks the fused loop (its custom VJP), not the scan
-        assert "custom_vjp_call" in str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x))(p16, x16))
+    if recurrence == "auto":  # picks the fused loop (its custom JVP), not the scan
+        assert "custom_jvp_call" in str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x))(p16, x16))
     value_and_grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)), static_argnums=4)
     value, grads = value_and_grad(p16, x16, h0, c0, recurrence)
     want_value, want_grads = value_and_grad(p32, x32, h0, c0, "scan")
