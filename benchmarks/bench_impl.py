@@ -94,6 +94,16 @@ def _jlstm(shape, mode, dtype, **options):
                      _jax_inputs(shape), mode)
 
 
+@impl("jlstm_baseline", "jlstm.lstm(return_sequences=True) from the checkout at $JLSTM_BASELINE (before/after runs)")
+def _jlstm_baseline(shape, mode, dtype, **options):
+    baseline = os.environ.get("JLSTM_BASELINE")
+    if not baseline:
+        raise ImportError("set JLSTM_BASELINE to the root of another jlstm checkout to compare against")
+    sys.path.insert(0, os.path.abspath(baseline))  # before the PYTHONPATH entry of this checkout
+    sys.modules.pop("jlstm", None)
+    return _jlstm(shape, mode, dtype, **options)
+
+
 def _linen(cell_cls, shape, mode, dtype):
     import flax.linen as nn
     import jax

@@ -47,7 +47,7 @@ QUICK_BUDGET = 0.25
 MODES = ("forward", "train")
 SQUARE = (1024, 1, 768, 256)  # as an LSTM shape, the matmul worker's (1024, 1024) @ (1024, 1024)
 PAUSE_S = 0.1  # between two implementations' turns, for the last one's spinning threads to settle
-PEERS = [name for name in IMPLS if name != "matmul"]
+PEERS = [name for name in IMPLS if name not in ("matmul", "jlstm_baseline")]  # the baseline only on request
 PACKAGES = ["jax", "jaxlib", "flax", "equinox", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy"]
 
 

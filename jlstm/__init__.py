@@ -14,9 +14,13 @@ from ._layer import lstm as lstm
 from ._params import LSTMParams as LSTMParams
 from ._params import LSTMState as LSTMState
 from ._params import init_params as init_params
+from ._plan import Plan as Plan
+from ._plan import clear as clear_tuned_plans
 from ._stack import init_stacked_params as init_stacked_params
 from ._stack import stacked_lstm as stacked_lstm
 from ._torch import from_torch as from_torch
 from ._torch import to_torch as to_torch
+from ._tune import TuneResult as TuneResult
+from ._tune import tune as tune
 
 __version__ = "0.1.0"

@@ -158,7 +158,7 @@ def bidirectional(
     recurrent_activation = _validate.function(fn, "recurrent_activation", recurrent_activation)
     unroll = _validate.unroll(fn, unroll)
     remat_chunk = _validate.optional_positive_int(fn, "remat_chunk", remat_chunk)
-    recurrence = _validate.choice(fn, "recurrence", recurrence, _recurrence.KINDS)
+    recurrence = _recurrence.check(fn, recurrence)
     forward_key = backward_key = None
     if _dropout.check(fn, dropout, recurrent_dropout, training, key):
         forward_key, backward_key = jax.random.split(key)

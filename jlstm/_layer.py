@@ -1,14 +1,15 @@
 """The LSTM layer: validation, Keras's flags and layouts around one loop over the cell (``_recurrence``)."""
 
 import functools
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import jax
 import jax.numpy as jnp
 
-from . import _dropout, _recurrence, _validate
+from . import _dropout, _plan, _recurrence, _validate
 from ._cell import Activation
 from ._params import LSTMParams, LSTMState, state_dtype
+from ._plan import Plan
 
 
 def lstm(
@@ -29,7 +30,7 @@ def lstm(
     training: bool = False,
     key: Optional[jax.Array] = None,
     remat_chunk: Optional[int] = None,
-    recurrence: str = "auto",
+    recurrence: Union[str, Plan] = "auto",
 ) -> Any:
     r"""Runs an LSTM over a sequence, with the flags and results of ``keras.layers.LSTM``.
 
@@ -179,6 +180,12 @@ def lstm(
     if mask is not None:
         mask = _validate.mask(fn, mask, inputs.shape[:2], time_major)
     with_dropout = _dropout.check(fn, dropout, recurrent_dropout, training, key)
+    unroll = _validate.unroll(fn, unroll)
+    remat_chunk = _validate.optional_positive_int(fn, "remat_chunk", remat_chunk)
+    plan = _plan_for(
+        fn, _recurrence.check(fn, recurrence), unroll, params, inputs, time_major,
+        plain=remat_chunk is None and not (with_dropout and recurrent_dropout > 0),
+    )
     return _lstm(
         params,
         inputs.astype(params.kernel.dtype),
@@ -191,12 +198,24 @@ def lstm(
         time_major=time_major,
         activation=_validate.function(fn, "activation", activation),
         recurrent_activation=_validate.function(fn, "recurrent_activation", recurrent_activation),
-        unroll=_validate.unroll(fn, unroll),
-        remat_chunk=_validate.optional_positive_int(fn, "remat_chunk", remat_chunk),
+        unroll=unroll,
+        remat_chunk=remat_chunk,
         dropout=float(dropout) if with_dropout else 0.0,
         recurrent_dropout=float(recurrent_dropout) if with_dropout else 0.0,
-        recurrence=_recurrence.check(fn, recurrence),
+        recurrence=plan,
     )
+
+
+def _plan_for(fn, recurrence, unroll, params, inputs, time_major, *, plain):
+    """``"scan"`` or the :class:`Plan` to run, chosen outside ``jax.jit`` so that a plan recorded by
+    :func:`jlstm.tune` takes effect at the next call (the plan is a static argument)."""
+    if isinstance(recurrence, Plan) and unroll != 1:
+        raise ValueError(f"{fn}: with recurrence=Plan(...), give unroll in the plan, got unroll={unroll!r}")
+    problem = _plan.problem(inputs, params.units, params.kernel.dtype, time_major=time_major)
+    plan = _plan.resolve(fn, recurrence, problem, plain=plain)
+    if plan == "scan" or isinstance(recurrence, Plan) or unroll == 1:
+        return plan
+    return plan._replace(unroll=problem.time if unroll is True else max(int(unroll), 1))
 
 
 @functools.partial(
@@ -232,7 +251,7 @@ def _lstm(
     remat_chunk: Optional[int],
     dropout: float,
     recurrent_dropout: float,
-    recurrence: str,
+    recurrence: Union[str, Plan],
 ):
     xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)  # (T, B, I)
     batch, units, dtype = xs.shape[1], params.units, state_dtype(params.kernel.dtype)
@@ -252,9 +271,7 @@ def _lstm(
         # (a mask per gate, on h inside the step) is left to the scan.
         input_mask, _ = _dropout.masks(key, batch, xs.shape[2], units, dropout, 0.0, params.kernel.dtype)
         xs, key = xs * input_mask[None], None
-    plain = key is None and remat_chunk is None
-    kind = _recurrence.choose(recurrence, plain)
-    if kind == "scan":
+    if recurrence == "scan":
         state, last, ys = _recurrence.scan(
             params, xs, initial_state, ms, key, activation, recurrent_activation,
             return_sequences=return_sequences, unroll=unroll, remat_chunk=remat_chunk,
@@ -262,8 +279,8 @@ def _lstm(
         )
     else:
         state, last, ys = _recurrence.run(
-            kind, params, xs, initial_state, ms,
-            activation=activation, recurrent_activation=recurrent_activation, unroll=unroll,
+            recurrence, params, xs, initial_state, ms,
+            activation=activation, recurrent_activation=recurrent_activation,
         )
 
     if return_sequences:

@@ -21,15 +21,8 @@ gradients as three large matmuls over all steps, ``X^T dZ``, ``H^T dZ`` and
 ``sum dZ``, instead of one small matmul per step. Tangents that are zero
 (symbolic zeros: inputs not differentiated) add no term.
 
-The other CPU choices, each measured in ``benchmarks/RESULTS.md``:
-
-- a features-first state ``(H, B)`` and ``W^T x_t + R^T h`` for large
-  weights and a small batch (:func:`_feature_major`);
-- one matmul ``[x, h] [W; R]`` for tiny weights (:func:`_stacked`);
-- two independent halves of the batch as concurrent chains in the forward
-  loop, where one step's matmuls are too small to spread over the cores
-  (:func:`_chains`);
-- 16-bit weights: operands in 16 bits, sums and state in float32.
+How a loop runs (layout, batch chains, where ``x W`` is computed, unroll)
+is a :class:`~jlstm.Plan`, chosen in ``_plan``; the loops here receive it.
 
 Every variant computes exactly what :func:`scan` computes (Keras's equations
 and mask semantics); ``tests/test_recurrence.py`` checks each against Keras.
@@ -42,36 +35,23 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from . import _dropout, _remat, _validate
+from . import _dropout, _plan, _remat, _validate
 from ._cell import Activation, _gates, _step
 from ._params import LSTMParams, LSTMState
+from ._plan import Plan
 
 KINDS = ("auto", "scan", "step", "fused")
 
 
-def check(fn: str, recurrence: object) -> str:
+def check(fn: str, recurrence: object):
+    """A recurrence name from ``KINDS``, or a checked :class:`~jlstm.Plan`."""
+    if isinstance(recurrence, Plan):
+        return _plan.check(fn, recurrence)
     return _validate.choice(fn, "recurrence", recurrence, KINDS)
 
 
-def choose(recurrence: str, plain: bool) -> str:
-    """The recurrence to run: ``"auto"`` is ``"fused"`` (the fastest measured on CPU) where it applies.
-
-    ``plain``: no dropout left to apply in the loop and no ``remat_chunk``;
-    only :func:`scan` runs those (input dropout alone is applied to ``xs``
-    before any loop).
-    """
-    if recurrence == "auto":
-        return "fused" if plain else "scan"
-    if recurrence != "scan" and not plain:
-        raise ValueError(
-            f"lstm: recurrence={recurrence!r} runs neither recurrent_dropout in training nor remat_chunk; "
-            "use recurrence='scan' or 'auto'"
-        )
-    return recurrence
-
-
 def run(
-    kind: str,
+    plan: Plan,
     params: LSTMParams,
     xs: jax.Array,
     initial_state: LSTMState,
@@ -79,29 +59,24 @@ def run(
     *,
     activation: Activation,
     recurrent_activation: Activation,
-    unroll: int | bool,
 ) -> tuple[LSTMState, jax.Array, jax.Array]:
-    """Runs the recurrence over time-major ``xs`` ``(T, B, I)`` with mask ``ms`` ``(T, B)`` or None.
+    """Runs the recurrence as ``plan`` says over time-major ``xs`` ``(T, B, I)``, mask ``ms`` ``(T, B)`` or None.
 
     Returns ``(final state, last output (B, H), outputs (T, B, H))``.
     """
-    feature_major = _feature_major(xs, params.units)
-    if feature_major:
-        layout = "features"
-    else:
-        layout = "stacked" if _stacked(xs, params.units) else "batch"
-    chains = 1 if feature_major else _chains(xs, params.units)
-    scan = functools.partial(_chained_scan, chains=chains, unroll=unroll)
-    elementwise = functools.partial(_elementwise, activation, recurrent_activation, 0 if feature_major else -1)
+    features = plan.layout == "features"
+    scan = functools.partial(_chained_scan, chains=plan.chains, unroll=plan.unroll)
+    elementwise = functools.partial(_elementwise, activation, recurrent_activation, 0 if features else -1)
     h0, c0 = initial_state
-    if feature_major:  # features first: (T, I, B) inputs, (H, B) state
+    if features:  # features first: (T, I, B) inputs, (H, B) state
         xs, h0, c0 = jnp.swapaxes(xs, 1, 2), h0.T, c0.T
     args = (params.kernel, params.recurrent_kernel, params.bias, xs, h0, c0, ms)
-    if kind == "step":
-        ys, h, c, last = _forward(elementwise, scan, layout, *args)[0]
+    how = (plan.layout, plan.projection)
+    if plan.backward == "autodiff":
+        ys, h, c, last = _forward(elementwise, scan, how, *args)[0]
     else:
-        ys, h, c, last = _fused(elementwise, scan, layout, *args)
-    if feature_major:
+        ys, h, c, last = _fused(elementwise, scan, how, *args)
+    if features:
         ys, h, c, last = jnp.swapaxes(ys, 1, 2), h.T, c.T, last.T
     return LSTMState(h, c), last, ys
 
@@ -156,16 +131,30 @@ def _projection(layout, kernel, recurrent_kernel, bias, dtype):
     return project
 
 
-def _forward(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
-    """The forward scan, projecting ``x_t`` inside the step; also returns what the tangent needs.
+def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+    """The forward scan; also returns what the tangent needs.
 
-    ``layout`` is one of :func:`_projection`'s; with ``"features"``, ``xs`` is
-    ``(T, I, B)`` and the state ``(H, B)``. Returns ``((ys, h, c, last), (zs, hs, cs))``:
-    the outputs, then each step's ``z`` and the ``(h, c)`` it started from.
+    ``how`` is ``(layout, projection)``: ``layout`` one of :func:`_projection`'s
+    (with ``"features"``, ``xs`` is ``(T, I, B)`` and the state ``(H, B)``);
+    ``projection`` ``"step"`` (``x_t W`` in each step) or ``"hoisted"``
+    (``X W + b`` for all steps before the loop). Returns
+    ``((ys, h, c, last), (zs, hs, cs))``: the outputs, then each step's ``z``
+    and the ``(h, c)`` it started from.
     """
+    layout, projection = how
     masked = ms is not None
     # The dtype policy (see lstm): operands in the weights' dtype, products and state in h0's dtype.
-    project = _projection(layout, kernel, recurrent_kernel, bias, h0.dtype)
+    if projection == "hoisted":  # (T, B, 4H), or (T, 4H, B) features first
+        if layout == "features":  # formed batch first: XLA's CPU dot has no 16-bit form of the other
+            xs = jnp.swapaxes(_projection("batch", kernel, None, bias, h0.dtype)(jnp.swapaxes(xs, 1, 2), None), 1, 2)
+        else:
+            xs = _projection(layout, kernel, None, bias, h0.dtype)(xs, None)
+        recurrent = _projection(layout, None, recurrent_kernel, None, h0.dtype)
+
+        def project(xw, h):
+            return xw + recurrent(None, h)
+    else:
+        project = _projection(layout, kernel, recurrent_kernel, bias, h0.dtype)
 
     def body(carry, inputs):
         h, c, y = carry
@@ -182,11 +171,11 @@ def _forward(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, 
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
-def _fused(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
-    return _forward(elementwise, scan, layout, kernel, recurrent_kernel, bias, xs, h0, c0, ms)[0]
+def _fused(elementwise, scan, how, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+    return _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, xs, h0, c0, ms)[0]
 
 
-def _fused_jvp(elementwise, scan, layout, primals, tangents):
+def _fused_jvp(elementwise, scan, how, primals, tangents):
     """The tangent, written so that its transpose (reverse mode) is a fused backward pass.
 
     ``dz_t = e_t + dh_{t-1} R`` with ``e_t = dx_t W + x_t dW + h_{t-1} dR + db``:
@@ -197,7 +186,8 @@ def _fused_jvp(elementwise, scan, layout, primals, tangents):
     """
     kernel, recurrent_kernel, bias, xs, h0, c0, ms = primals
     dkernel, drecurrent, dbias, dxs, dh0, dc0, _ = (None if _zero(t) else t for t in tangents)
-    outputs, (zs, hs, cs) = _forward(elementwise, scan, layout, *primals)
+    layout = how[0]
+    outputs, (zs, hs, cs) = _forward(elementwise, scan, how, *primals)
     dtype = h0.dtype
     # Every (T, B, 4H) term at once: the weights' tangents against the saved inputs and states, the inputs'
     # tangents against the weights. Transposed, these are the weight gradients X^T dZ, H^T dZ, sum dZ and
@@ -265,61 +255,6 @@ _fused.defjvp(_fused_jvp, symbolic_zeros=True)
 
 def _zero(tangent) -> bool:
     return isinstance(tangent, SymbolicZero)
-
-
-def _feature_major(xs: jax.Array, units: int) -> bool:
-    """Whether to run the loop features first (see :func:`_forward`): large weights, a small batch, CPU.
-
-    Measured on a 2-core AMD EPYC (AVX-512, jax 0.10.2), time relative to
-    batch first, forward / training step: 0.84 / 0.71 at (batch 8, 512
-    inputs, 1024 units), 0.85 / 0.85 at batch 32, 0.86 / 0.96 at batch 64,
-    0.95 / 1.06 at batch 128; with 512 units 0.94 / 1.01 at (64, 512, 512),
-    0.99 / 1.08 at (256, 256, 512), 1.34 / 1.02 at (16, 256, 512); 1.40 / 1.16
-    at (32, 128, 256). Hence: from 4M weights (16 MB in float32) on, batch up
-    to 64, one device.
-    """
-    batch, input_dim = xs.shape[1], xs.shape[2]
-    weights = (input_dim + units) * 4 * units
-    if jax.default_backend() != "cpu" or jax.device_count() > 1:
-        return False
-    return weights >= 4 * 2**20 and batch <= 64
-
-
-def _stacked(xs: jax.Array, units: int) -> bool:
-    """Whether the step's two matmuls run as one, ``[x, h] [W; R]`` (see :func:`_forward`): tiny weights.
-
-    There a step is mostly fixed costs, and one matmul (after a copy that joins
-    ``x`` and ``h``) costs less than two. Measured on a 2-core AMD EPYC
-    (AVX-512, jax 0.10.2), forward time relative to two matmuls: 0.68 at
-    (batch 1, 16 inputs, 32 units), 0.77-0.81 at (1, 32, 64), 0.94 at
-    (8, 32, 64) and 0.97 at (32, 32, 64). From 32K weights on, no steady gain:
-    1.01 at (1, 64, 64), 1.02 at (1, 32, 128), 0.96 with a spread of 0.94-1.09
-    at (1, 64, 128), 1.02 at (16, 64, 128) and at (8, 64, 128), and 1.28 at
-    (32, 128, 256) (two batch chains there; the cause was not found). The
-    training step does not change (0.99-1.01 at (1, 32, 64)).
-    """
-    return (xs.shape[2] + units) * 4 * units < 2**15
-
-
-def _chains(xs: jax.Array, units: int) -> int:
-    """How many independent slices of the batch to run side by side (see :func:`_chained_scan`).
-
-    Measured on a 2-core CPU (jax 0.10.2): two chains cut the forward time by
-    about 1.4x where one step's matmuls are too small for XLA to spread over
-    the cores (about 10 to 60 MFLOP per step: batch 32, 128 inputs, 256 units)
-    and cost time where they are larger (XLA already uses every core) or
-    smaller (the threads' hand-off dominates). The batch must split evenly.
-    Other backends run one chain.
-    """
-    batch, input_dim = xs.shape[1], xs.shape[2]
-    flops = 2 * batch * (input_dim + units) * 4 * units
-    if jax.default_backend() != "cpu" or batch < 32 or batch % 2 or not 1e7 <= flops <= 6e7:
-        return 1
-    if jax.device_count() > 1:  # the batch may be sharded over devices, which the split would cut across
-        return 1
-    if _batch_sharded(xs):
-        return 1
-    return 2
 
 
 def _batch_sharded(xs: jax.Array) -> bool:

@@ -177,7 +177,7 @@ def stacked_lstm(
     recurrent_activation = _validate.function(fn, "recurrent_activation", recurrent_activation)
     unroll = _validate.unroll(fn, unroll)
     remat_chunk = _validate.optional_positive_int(fn, "remat_chunk", remat_chunk)
-    recurrence = _validate.choice(fn, "recurrence", recurrence, _recurrence.KINDS)
+    recurrence = _recurrence.check(fn, recurrence)
     with_dropout = _dropout.check(fn, dropout, recurrent_dropout, training, key)
     inter_layer_dropout = _dropout.rate(fn, "inter_layer_dropout", inter_layer_dropout)
     between = bool(training) and inter_layer_dropout > 0 and num_layers > 1

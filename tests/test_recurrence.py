@@ -1,6 +1,7 @@
-"""Every forced recurrence of jlstm.lstm against Keras (TensorFlow backend): values and gradients."""
+"""Every recurrence of jlstm.lstm, each execution plan forced, against Keras (TensorFlow backend) and the scan."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -13,8 +14,21 @@ from conftest import assert_close
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-B, T, I, H = 3, 5, 4, 6
-RECURRENCES = ["scan", "step", "fused"]
+B, T, I, H = 4, 5, 4, 6
+RECURRENCES = ["auto", "scan", "step", "fused"]
+# Every loop variant, reached by passing its plan (the weights here are tiny, which "auto" runs stacked).
+PLANS = [
+    jlstm.Plan(layout, chains, projection, backward)
+    for layout in ("batch", "stacked", "features")
+    for chains in ((1,) if layout == "features" else (1, 2))
+    for projection in (("step",) if layout == "stacked" else ("step", "hoisted"))
+    for backward in ("fused", "autodiff")
+]
+
+
+def plan_id(plan):
+    return f"{plan.layout}-{plan.chains}ch-{plan.projection}-{plan.backward}" + (
+        f"-unroll{plan.unroll}" if plan.unroll != 1 else "")
 
 
 @functools.cache
@@ -31,10 +45,11 @@ def data():
     params = jlstm.LSTMParams(*(np.asarray(p) + 0.1 * rng.standard_normal(p.shape, np.float32) for p in params))
     x = rng.standard_normal((B, T, I), np.float32)
     h0, c0 = (rng.standard_normal((B, H), np.float32) for _ in range(2))
-    mask = np.array([[1, 1, 0, 1, 1], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0]], bool)  # holes, leading gap, all masked
+    mask = np.array([[1, 1, 0, 1, 1], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool)  # holes, gap, none
     return params, x, h0, c0, mask
 
 
+@functools.cache
 def keras_values_and_grads(return_sequences, go_backwards, use_mask, use_state):
     params, x, h0, c0, mask = data()
     layer = keras_layer(return_sequences, go_backwards)
@@ -57,21 +72,11 @@ CASES = [  # return_sequences, go_backwards, mask, initial_state
 ]
 
 
-@pytest.fixture(params=["stacked", "batch_first", "feature_first"])
-def layout(request, monkeypatch):
-    """The loops' three layouts, each forced: the weights here are tiny, which picks the stacked matmul."""
-    if request.param == "batch_first":
-        monkeypatch.setattr(jlstm._recurrence, "_stacked", lambda xs, units: False)
-    if request.param == "feature_first":
-        monkeypatch.setattr(jlstm._recurrence, "_feature_major", lambda xs, units: True)
-    jax.clear_caches()  # lstm's compiled inner function must be traced again with this layout
-    yield request.param
-    jax.clear_caches()
+def case_id(case):
+    return "-".join(n for n, on in zip(("seq", "back", "mask", "h0"), case) if on) or "plain"
 
 
-@pytest.mark.parametrize("recurrence", RECURRENCES)
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(n for n, on in zip(("seq", "back", "mask", "h0"), c) if on) or "plain")
-def test_matches_keras(recurrence, case, layout):
+def check_against_keras(case, recurrence):
     return_sequences, go_backwards, use_mask, use_state = case
     params, x, h0, c0, mask = data()
     expected, expected_grads = keras_values_and_grads(*case)
@@ -92,11 +97,26 @@ def test_matches_keras(recurrence, case, layout):
         assert_close(actual, np.zeros_like(actual) if want is None else want, "float32_grad")
 
 
-@pytest.mark.parametrize("recurrence", ["step", "fused"])
+@pytest.mark.parametrize("recurrence", RECURRENCES)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_matches_keras(recurrence, case):
+    check_against_keras(case, recurrence)
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=plan_id)
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4]], ids=case_id)
+def test_every_plan_matches_keras(plan, case):
+    check_against_keras(case, plan)
+
+
+@pytest.mark.parametrize("recurrence", ["step", "fused", *(p._replace(unroll=2) for p in PLANS[::3])],
+                         ids=lambda r: r if isinstance(r, str) else plan_id(r))
 def test_time_major_unroll_and_custom_activations_match_scan(recurrence):
     params, x, h0, c0, mask = data()
     kwargs = dict(initial_state=(h0, c0), mask=mask.T, time_major=True, return_sequences=True, return_state=True,
-                  activation=jax.nn.relu, recurrent_activation=jax.nn.hard_sigmoid, unroll=2)
+                  activation=jax.nn.relu, recurrent_activation=jax.nn.hard_sigmoid)
+    if isinstance(recurrence, str):
+        kwargs["unroll"] = 2
     xt = np.swapaxes(x, 0, 1)
 
     def loss(params, recurrence):
@@ -116,13 +136,10 @@ def test_recurrence_is_checked():
 
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 def test_two_chains_equal_one_scan(masked):
-    """A shape where the CPU runs the batch as two concurrent chains gives the plain scan's values and grads."""
-    from jlstm import _recurrence
-
+    """Two concurrent batch chains, at a shape where their matmuls are CPU-sized, give the scan's values and grads."""
     batch, time, input_dim, units = 32, 4, 128, 256
     params = jlstm.init_params(jax.random.key(0), input_dim, units)
     x = jax.random.normal(jax.random.key(1), (batch, time, input_dim))
-    assert _recurrence._chains(jnp.swapaxes(x, 0, 1), units) == (2 if jax.default_backend() == "cpu" else 1)
     mask = jax.random.bernoulli(jax.random.key(2), 0.7, (batch, time)) if masked else None
     state = tuple(jax.random.normal(jax.random.key(3), (2, batch, units)))
 
@@ -131,27 +148,18 @@ def test_two_chains_equal_one_scan(masked):
                                return_state=True, go_backwards=True, recurrence=recurrence)
         return jnp.sum(jnp.sin(seq)) + jnp.sum(h * c)
 
-    for recurrence in ("fused", "step"):
-        value, grads = jax.value_and_grad(loss, argnums=(0, 1, 2))(params, x, state, recurrence)
-        expected_value, expected_grads = jax.value_and_grad(loss, argnums=(0, 1, 2))(params, x, state, "scan")
+    expected_value, expected_grads = jax.value_and_grad(loss, argnums=(0, 1, 2))(params, x, state, "scan")
+    for backward in ("fused", "autodiff"):
+        plan = jlstm.Plan(chains=2, backward=backward)
+        value, grads = jax.value_and_grad(loss, argnums=(0, 1, 2))(params, x, state, plan)
         assert_close(value, expected_value, "float32_grad")
         jax.tree.map(lambda a, e: assert_close(a, e, "float32_grad"), grads, expected_grads)
 
 
-def test_stacked_matmul_only_for_tiny_weights():
-    """One matmul per step, ``[x, h] [W; R]``, is picked below 32K weights, where it was measured faster."""
-    from jlstm import _recurrence
-
-    def stacked(input_dim, units, batch=1):
-        return _recurrence._stacked(jnp.zeros((100, batch, input_dim)), units)
-
-    assert stacked(I, H) and stacked(32, 64) and stacked(32, 64, batch=32)
-    assert not stacked(64, 64) and not stacked(128, 256, batch=32) and not stacked(512, 1024, batch=64)
-
-
-@pytest.mark.parametrize("recurrence", ["auto", "step", "fused"])
+@pytest.mark.parametrize("recurrence", ["auto", "step", "fused", *(p for p in PLANS if p.chains == 1)],
+                         ids=lambda r: r if isinstance(r, str) else plan_id(r))
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_16bit_params_match_float32_in_every_layout(dtype, recurrence, layout):
+def test_16bit_params_match_float32_in_every_layout(dtype, recurrence):
     """16-bit weights run the fast loops, float32 state: the float32 results of the same rounded weights."""
     params, x, h0, c0, mask = data()
     p16, x16 = jax.tree.map(lambda a: jnp.asarray(a, dtype), params), jnp.asarray(x, dtype)
@@ -175,10 +183,10 @@ def test_16bit_params_match_float32_in_every_layout(dtype, recurrence, layout):
         assert_close(actual, want, dtype)
 
 
-@pytest.mark.parametrize("recurrence", ["step", "fused"])
+@pytest.mark.parametrize("recurrence", ["step", "fused", PLANS[0]], ids=str)
 def test_forced_loops_refuse_what_only_scan_runs(recurrence):
     params, x, *_ = data()
-    message = f"recurrence='{recurrence}' runs neither recurrent_dropout in training nor remat_chunk"
+    message = re.escape(f"recurrence={recurrence!r} runs neither recurrent_dropout in training nor remat_chunk")
     with pytest.raises(ValueError, match=message):
         jlstm.lstm(params, x, remat_chunk=2, recurrence=recurrence)
     with pytest.raises(ValueError, match=message):

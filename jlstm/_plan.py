@@ -1,0 +1,271 @@
+"""How a loop runs: the :class:`Plan`, and the one place that chooses it from the machine and the shapes.
+
+The loops in ``_recurrence`` receive a plan and hold only math. A plan never
+changes a result beyond float round-off: it says where the work happens,
+not what is computed. :func:`default` is a pure function of the shapes,
+dtype, backend, device count and core count; :func:`resolve` consults the
+plans recorded by :func:`jlstm.tune` first.
+"""
+
+import json
+import os
+import pathlib
+import warnings
+from typing import NamedTuple, Optional
+
+import jax
+import numpy as np
+
+LAYOUTS = ("batch", "stacked", "features")
+PROJECTIONS = ("step", "hoisted")
+BACKWARDS = ("fused", "autodiff")
+MODES = ("forward", "train")
+
+
+class Plan(NamedTuple):
+    """How :func:`jlstm.lstm` runs its loop; pass one as ``recurrence=`` (or let ``"auto"`` choose).
+
+    Every plan gives the same numbers to float round-off. A plan is
+    immutable and hashable (it is a static argument under ``jax.jit``).
+
+    Attributes:
+      layout: ``"batch"``: the state is ``(B, H)`` and a step computes
+        ``x_t W + h R + b``; ``"stacked"``: the same as one matmul,
+        ``[x_t, h] [W; R] + b``; ``"features"``: the state is ``(H, B)``
+        and a step computes ``W^T x_t + R^T h + b``.
+      chains: how many independent slices of the batch the forward loop
+        advances side by side (1 or 2); they run concurrently on a CPU's
+        cores. The batch must split evenly.
+      projection: ``"step"``: ``x_t W`` inside each step; ``"hoisted"``:
+        ``X W + b`` for all steps as one matmul before the loop, which then
+        does only ``h R`` (cuDNN's structure). Not with ``"stacked"``.
+      backward: ``"fused"``: a custom JVP whose transpose is the fused
+        backward pass (the weight gradients as a few large matmuls over all
+        steps); ``"autodiff"``: JAX differentiates the loop step by step.
+      unroll: loop steps per iteration (``lax.scan``'s ``unroll``), at least 1.
+    """
+
+    layout: str = "batch"
+    chains: int = 1
+    projection: str = "step"
+    backward: str = "fused"
+    unroll: int = 1
+
+
+def check(fn: str, plan: Plan) -> Plan:
+    """Checks each field of a plan: a wrong type is a ``TypeError``, a wrong value a ``ValueError``."""
+    for field, options in (("layout", LAYOUTS), ("projection", PROJECTIONS), ("backward", BACKWARDS)):
+        value = getattr(plan, field)
+        if not isinstance(value, str):
+            raise TypeError(f"{fn}: recurrence.{field} must be one of {options}, got {value!r}")
+        if value not in options:
+            raise ValueError(f"{fn}: recurrence.{field} must be one of {options}, got {value!r}")
+    for field, allowed in (("chains", (1, 2)), ("unroll", None)):
+        value = getattr(plan, field)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{fn}: recurrence.{field} must be an int, got {value!r}")
+        if value < 1 or (allowed is not None and value not in allowed):
+            expected = "1 or 2" if allowed else "at least 1"
+            raise ValueError(f"{fn}: recurrence.{field} must be {expected}, got {value!r}")
+    if plan.layout == "features" and plan.chains != 1:
+        raise ValueError(f"{fn}: recurrence=Plan(layout='features') runs one chain, got chains={plan.chains}")
+    if plan.layout == "stacked" and plan.projection == "hoisted":
+        raise ValueError(
+            f"{fn}: recurrence=Plan(layout='stacked', projection='hoisted') joins x_t and h in each step's "
+            "matmul, which a hoisted projection takes out of the step; use layout='batch'"
+        )
+    return plan._replace(chains=int(plan.chains), unroll=int(plan.unroll))
+
+
+class Problem(NamedTuple):
+    """What a plan is chosen for: the shapes and what they run on (every field a plain hashable value)."""
+
+    batch: int
+    time: int
+    input_dim: int
+    units: int
+    dtype: str  # the params' dtype name
+    backend: str  # jax.default_backend()
+    devices: int  # jax.device_count()
+    cores: int  # cores this process may run on
+    batch_sharded: bool  # the batch axis is explicitly sharded (sharding in types)
+
+
+def cores() -> int:
+    """The cores this process may run on (``taskset`` and container limits included)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def problem(inputs, units: int, dtype, *, time_major: bool) -> Problem:
+    """The :class:`Problem` of ``inputs`` (an array or tracer) for a layer of ``units``."""
+    batch_axis = 1 if time_major else 0
+    shape = inputs.shape
+    spec = jax.typeof(inputs).sharding.spec
+    sharded = len(spec) > batch_axis and spec[batch_axis] is not None
+    return Problem(
+        batch=int(shape[batch_axis]), time=int(shape[1 - batch_axis]), input_dim=int(shape[2]),
+        units=int(units), dtype=np.dtype(dtype).name, backend=jax.default_backend(),
+        devices=jax.device_count(), cores=cores(), batch_sharded=bool(sharded),
+    )
+
+
+def default(p: Problem) -> Plan:
+    """The plan ``"auto"`` runs when :func:`jlstm.tune` recorded none: a rule per choice.
+
+    On GPU and TPU: the input projection hoisted out of the loop as one large
+    matmul and the fused backward, so the loop does only ``h R`` (cuDNN's
+    structure). On CPU (``benchmarks/RESULTS.md``, "How the loop runs on
+    CPU"): the projection inside the step, which XLA's CPU backend runs
+    faster; features first for large weights (from 4M) with a batch up to
+    64 on one device; one stacked matmul for tiny weights (under 32K); and
+    two batch chains where one step's matmuls (10 to 60 MFLOP) are too
+    small for XLA to spread over the cores, when there are at least two
+    cores, one device and an unsharded, even batch of at least 32.
+    """
+    if p.backend != "cpu":
+        return Plan(layout="batch", chains=1, projection="hoisted", backward="fused")
+    weights = (p.input_dim + p.units) * 4 * p.units
+    if weights >= 4 * 2**20 and p.batch <= 64 and p.devices == 1:
+        return Plan(layout="features")
+    layout = "stacked" if weights < 2**15 else "batch"
+    flops = 2 * p.batch * weights
+    split = (
+        p.cores >= 2 and p.devices == 1 and not p.batch_sharded
+        and p.batch >= 32 and p.batch % 2 == 0 and 1e7 <= flops <= 6e7
+    )
+    return Plan(layout=layout, chains=2 if split else 1)
+
+
+def candidates(p: Problem) -> list[Plan]:
+    """The plans :func:`jlstm.tune` times: the default first, then one change at a time, and cuDNN's form."""
+    base = default(p)
+    plans = [base]
+    for layout in LAYOUTS:
+        plans.append(base._replace(layout=layout, projection="step" if layout == "stacked" else base.projection))
+    if p.batch % 2 == 0 and p.batch >= 2 and not p.batch_sharded and p.devices == 1:
+        plans.append(base._replace(chains=3 - base.chains, layout="batch" if base.layout == "features"
+                                   else base.layout))
+    plans.append(Plan(layout="batch", projection="hoisted" if base.projection == "step" else "step"))
+    plans.append(base._replace(unroll=2))
+    unique = []
+    for plan in plans:
+        if plan.layout == "features":
+            plan = plan._replace(chains=1)
+        if plan not in unique:
+            unique.append(plan)
+    return unique
+
+
+# --- plans recorded by jlstm.tune ----------------------------------------------------------------------
+
+FILE_VERSION = 1
+_recorded: dict[tuple, Plan] = {}
+_loaded_from: Optional[pathlib.Path] = None
+
+
+def cache_path() -> pathlib.Path:
+    """``$JLSTM_CACHE_DIR/plans.json``, else ``$XDG_CACHE_HOME/jlstm/plans.json``, else ``~/.cache/jlstm/plans.json``."""
+    base = os.environ.get("JLSTM_CACHE_DIR")
+    if base:
+        return pathlib.Path(base) / "plans.json"
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(xdg) / "jlstm" / "plans.json"
+
+
+def key(p: Problem, mode: str) -> tuple:
+    """What a recorded plan matches: shape, dtype, mode, device kind, core count and jax version."""
+    return (p.batch, p.time, p.input_dim, p.units, p.dtype, mode, device_kind(), p.cores, jax.__version__,
+            p.devices, p.batch_sharded)
+
+
+def device_kind() -> str:
+    return str(jax.devices()[0].device_kind)
+
+
+def record(k: tuple, plan: Plan, *, persist: bool) -> None:
+    _recorded[k] = plan
+    if persist:
+        _save(cache_path())
+
+
+def recorded(p: Problem) -> Optional[Plan]:
+    """The plan :func:`jlstm.tune` recorded for ``p``: for training if there is one, else for the forward pass."""
+    _load_once()
+    for mode in ("train", "forward"):
+        plan = _recorded.get(key(p, mode))
+        if plan is not None:
+            return plan
+    return None
+
+
+def clear() -> None:
+    """Forgets the plans :func:`jlstm.tune` recorded in this process; ``"auto"`` then runs the defaults.
+
+    The JSON file, if any, stays as it is and is not read again by this process.
+    """
+    global _loaded_from
+    _recorded.clear()
+    _loaded_from = cache_path()  # not read again
+
+
+def _load_once() -> None:
+    global _loaded_from
+    path = cache_path()
+    if _loaded_from == path:
+        return
+    _loaded_from = path
+    if not path.exists():
+        return
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or data.get("version") != FILE_VERSION:
+            raise ValueError(f"version {data.get('version') if isinstance(data, dict) else None!r}, "
+                             f"expected {FILE_VERSION}")
+        entries = {tuple(e["key"]): check("tune", Plan(**e["plan"])) for e in data["plans"]}
+    except Exception as error:  # a corrupt or stale file is ignored, never fatal
+        warnings.warn(f"jlstm: ignoring the plan cache {path} ({type(error).__name__}: {error})", stacklevel=3)
+        return
+    for k, plan in entries.items():
+        _recorded.setdefault(k, plan)
+
+
+def _save(path: pathlib.Path) -> None:
+    _load_once()
+    entries = [{"key": list(k), "plan": plan._asdict()} for k, plan in _recorded.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"version": FILE_VERSION, "plans": entries}, indent=1))
+    tmp.replace(path)
+
+
+def resolve(fn: str, recurrence, p: Problem, *, plain: bool):
+    """``"scan"`` or the :class:`Plan` to run for ``recurrence`` (a string or a Plan).
+
+    ``plain``: no recurrent dropout to apply in the loop and no
+    ``remat_chunk``, which only the ``"scan"`` loop runs. ``"auto"`` is the
+    plan :func:`jlstm.tune` recorded for ``p``, else :func:`default`;
+    ``"fused"`` and ``"step"`` are :func:`default`'s layout and chains
+    with the fused backward, or plain autodiff.
+    """
+    if recurrence == "scan":
+        return "scan"
+    if recurrence == "auto":
+        if not plain:
+            return "scan"
+        return recorded(p) or default(p)
+    if not plain:
+        raise ValueError(
+            f"{fn}: recurrence={recurrence!r} runs neither recurrent_dropout in training nor remat_chunk; "
+            "use recurrence='scan' or 'auto'"
+        )
+    if isinstance(recurrence, Plan):
+        if recurrence.chains > 1 and (p.batch % recurrence.chains or p.batch_sharded):
+            raise ValueError(
+                f"{fn}: recurrence=Plan(chains={recurrence.chains}) splits the batch evenly and unsharded, "
+                f"got batch {p.batch}" + (" sharded explicitly" if p.batch_sharded else "")
+            )
+        return recurrence
+    return default(p)._replace(backward="fused" if recurrence == "fused" else "autodiff")
