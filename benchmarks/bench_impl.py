@@ -94,6 +94,22 @@ def _jlstm(shape, mode, dtype, **options):
                      _jax_inputs(shape), mode)
 
 
+@impl("jlstm_tuned", "jlstm.lstm(return_sequences=True, recurrence=plan): plan = jlstm.tune(...) for this "
+                     "shape and mode, tuned before the first call (not counted in it)")
+def _jlstm_tuned(shape, mode, dtype):
+    import jax
+
+    import jlstm
+
+    batch, time_steps, input_dim, units = shape
+    params = jlstm.init_params(jax.random.key(0), input_dim, units)
+    tuned = _cast(params, dtype)  # the dtype the loop runs in (16-bit params for bfloat16)
+    result = jlstm.tune(tuned, jax.ShapeDtypeStruct((batch, time_steps, input_dim), tuned.kernel.dtype),
+                        mode=mode, record=False, progress=False)
+    print(json.dumps({"tuned": list(result.plan), "default": list(result.default)}), file=sys.stderr)
+    return _jlstm(shape, mode, dtype, recurrence=result.plan)
+
+
 @impl("jlstm_baseline", "jlstm.lstm(return_sequences=True) from the checkout at $JLSTM_BASELINE (before/after runs)")
 def _jlstm_baseline(shape, mode, dtype, **options):
     baseline = os.environ.get("JLSTM_BASELINE")
@@ -262,6 +278,65 @@ def _torch_t2(shape, mode, dtype):
 @impl("torch_t1", "torch.nn.LSTM, 1 thread")
 def _torch_t1(shape, mode, dtype):
     return _torch(shape, mode, dtype, 1)
+
+
+@impl("torch_cuda", "torch.nn.LSTM on CUDA (cuDNN); GPU only")
+def _torch_cuda(shape, mode, dtype):
+    import contextlib
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ImportError("no CUDA device for torch")
+    batch, time_steps, input_dim, units = shape
+    torch.manual_seed(0)
+    layer = torch.nn.LSTM(input_dim, units, batch_first=True).cuda()
+    x = torch.randn(batch, time_steps, input_dim, device="cuda")
+    params = list(layer.parameters())
+
+    def autocast():
+        if dtype == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=getattr(torch, dtype))
+
+    def sync(out):
+        torch.cuda.synchronize()
+        return out
+
+    if mode == "forward":
+        def forward():
+            with torch.no_grad(), autocast():
+                return layer(x)[0]
+
+        return forward, sync
+
+    def train():
+        with autocast():
+            loss = layer(x)[0].float().sum()
+        return loss, torch.autograd.grad(loss, params)
+
+    return train, sync
+
+
+@impl("jax_cudnn", "jax.experimental.rnn.lstm (cuDNN through XLA); GPU only")
+def _jax_cudnn(shape, mode, dtype):
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import rnn
+
+    if jax.default_backend() != "gpu":
+        raise ImportError(f"jax.experimental.rnn needs cuDNN, and the backend is {jax.default_backend()!r}")
+    batch, time_steps, input_dim, units = shape
+    weights = rnn.init_lstm_weight(jax.random.key(0), input_dim, units, 1, False)
+    lengths = jnp.full((batch,), time_steps, jnp.int32)
+
+    def apply(weights, x):
+        weights, x = _cast((weights, x), dtype)
+        zeros = jnp.zeros((1, batch, units), x.dtype)
+        return rnn.lstm(x, zeros, zeros, weights, lengths, input_size=input_dim, hidden_size=units,
+                        num_layers=1, dropout=0.0, bidirectional=False)[0]
+
+    return _jax_pair(apply, weights, _jax_inputs(shape), mode)
 
 
 @impl("matmul", "machine limit: one jnp.dot (B*T, I+H) @ (I+H, 4H), the LSTM's forward FLOPs, "

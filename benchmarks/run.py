@@ -47,8 +47,30 @@ QUICK_BUDGET = 0.25
 MODES = ("forward", "train")
 SQUARE = (1024, 1, 768, 256)  # as an LSTM shape, the matmul worker's (1024, 1024) @ (1024, 1024)
 PAUSE_S = 0.1  # between two implementations' turns, for the last one's spinning threads to settle
-PEERS = [name for name in IMPLS if name not in ("matmul", "jlstm_baseline")]  # the baseline only on request
+# Every implementation but the limit and the baseline (on request); the GPU-only peers skip themselves on a CPU.
+PEERS = [name for name in IMPLS if name not in ("matmul", "jlstm_baseline")]
+ACCELERATOR_PEERS = ["jlstm", "jlstm_tuned", "torch_cuda", "jax_cudnn", "flax_linen_opt", "flax_nnx_opt", "equinox",
+                     "keras_jax"]
+ACCELERATOR_BUDGET = 0.6
 PACKAGES = ["jax", "jaxlib", "flax", "equinox", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy"]
+
+
+def device():
+    """JAX's backend and devices, asked in a short-lived process (so this one holds no accelerator memory)."""
+    code = ("import jax, json; d = jax.devices(); print(json.dumps({'backend': jax.default_backend(), "
+            "'kind': d[0].device_kind, 'count': len(d)}))")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env=worker_env())
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except Exception as error:  # noqa: BLE001 - the record says why
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def worker_env():
+    """The environment of every worker: this one, this checkout first on the path, no accelerator preallocation."""
+    return dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false",
+                PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(HERE), os.environ.get("PYTHONPATH")])))
 
 
 def machine():
@@ -68,7 +90,8 @@ def machine():
            if k.startswith(("XLA_", "OMP_", "OPENBLAS_", "MKL_", "TF_", "GLIBC_", "MALLOC_"))}
     return {
         "cpu": cpu,
-        "cores": os.cpu_count(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "device": device(),
         "load_average": list(os.getloadavg()),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -84,8 +107,7 @@ class Worker:
     def __init__(self, name):
         self.name = name
         self.unusable = None  # why this implementation is not timed any more
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(HERE),
-                                                                         os.environ.get("PYTHONPATH")])))
+        env = worker_env()
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen([sys.executable, os.path.join(HERE, "bench_impl.py"), "--impl", name],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
@@ -278,6 +300,9 @@ def parse_shapes(texts):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="jlstm against its peers, each in its own process.")
     parser.add_argument("--quick", action="store_true", help=f"small grid {QUICK_GRID}, {QUICK_BUDGET} s per cell")
+    parser.add_argument("--accelerator", action="store_true",
+                        help=f"the accelerator check: the default grid, {ACCELERATOR_PEERS}, {ACCELERATOR_BUDGET} s "
+                        "per cell, 4 rounds, no matmul limit (writes results/accelerator.*)")
     parser.add_argument("--shapes", nargs="+", help="B,T,I,H or name=B,T,I,H (default: the grid)")
     parser.add_argument("--impls", default=",".join(PEERS), help=f"comma-separated, from {PEERS}")
     parser.add_argument("--modes", default="forward,train", help="forward, train or forward,train (the default)")
@@ -292,6 +317,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
+    if args.accelerator:
+        args.impls = args.impls if args.impls != ",".join(PEERS) else ",".join(ACCELERATOR_PEERS)
+        args.budget = ACCELERATOR_BUDGET if args.budget is None else args.budget
+        args.rounds, args.no_limit = min(args.rounds, 4), True
+        args.out = args.out or os.path.join(HERE, "results", "accelerator")
     shapes = parse_shapes(args.shapes) if args.shapes else (QUICK_GRID if args.quick else GRID)
     budget = args.budget if args.budget is not None else (QUICK_BUDGET if args.quick else 2.0)
     modes = args.modes.split(",")
@@ -325,8 +355,11 @@ def main(argv=None):
     skipped = sorted({f"{r['impl']} ({r.get('skipped') or r.get('error')})"
                       for r in records if "median_s" not in r})
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-    title = f"{args.dtype} · {info['date']} · {info['cpu']} · {info['cores']} cores\n{versions}"
+    dev = info["device"]
+    on = f"{dev.get('count')} x {dev.get('kind')} ({dev.get('backend')})" if "kind" in dev else str(dev)
+    title = f"{args.dtype} · {info['date']} · {on} · {info['cpu']} · {info['cores']} cores\n{versions}"
     header = [f"# jlstm benchmark, {info['date']}", "",
+              f"- device (JAX): {on}",
               f"- machine: {info['cpu']}, {info['cores']} cores, {info['platform']}, "
               f"load average before/after {info['load_average'][0]:.2f}/{info['load_average_after'][0]:.2f}",
               f"- versions: python {info['python']}, {versions}",
