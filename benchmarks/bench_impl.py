@@ -105,7 +105,8 @@ def _jlstm_tuned(shape, mode, dtype):
     params = jlstm.init_params(jax.random.key(0), input_dim, units)
     tuned = _cast(params, dtype)  # the dtype the loop runs in (16-bit params for bfloat16)
     result = jlstm.tune(tuned, jax.ShapeDtypeStruct((batch, time_steps, input_dim), tuned.kernel.dtype),
-                        mode=mode, record=False, progress=False)
+                        mode=mode, record=False, progress=False,
+                        max_seconds=float(os.environ.get("JLSTM_TUNE_SECONDS", 30)))
     print(json.dumps({"tuned": list(result.plan), "default": list(result.default)}), file=sys.stderr)
     return _jlstm(shape, mode, dtype, recurrence=result.plan)
 

@@ -49,8 +49,7 @@ SQUARE = (1024, 1, 768, 256)  # as an LSTM shape, the matmul worker's (1024, 102
 PAUSE_S = 0.1  # between two implementations' turns, for the last one's spinning threads to settle
 # Every implementation but the limit and the baseline (on request); the GPU-only peers skip themselves on a CPU.
 PEERS = [name for name in IMPLS if name not in ("matmul", "jlstm_baseline")]
-ACCELERATOR_PEERS = ["jlstm", "jlstm_tuned", "torch_cuda", "jax_cudnn", "flax_linen_opt", "flax_nnx_opt", "equinox",
-                     "keras_jax"]
+ACCELERATOR_PEERS = ["jlstm", "jlstm_tuned", "torch_cuda", "jax_cudnn", "flax_linen_opt", "equinox"]
 ACCELERATOR_BUDGET = 0.6
 PACKAGES = ["jax", "jaxlib", "flax", "equinox", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy"]
 
@@ -322,6 +321,7 @@ def main(argv=None):
         args.budget = ACCELERATOR_BUDGET if args.budget is None else args.budget
         args.rounds, args.no_limit = min(args.rounds, 4), True
         args.out = args.out or os.path.join(HERE, "results", "accelerator")
+        os.environ.setdefault("JLSTM_TUNE_SECONDS", "10")  # jlstm_tuned's tuning budget per shape and mode
     shapes = parse_shapes(args.shapes) if args.shapes else (QUICK_GRID if args.quick else GRID)
     budget = args.budget if args.budget is not None else (QUICK_BUDGET if args.quick else 2.0)
     modes = args.modes.split(",")
