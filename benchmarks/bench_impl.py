@@ -237,73 +237,33 @@ def _keras_tf_xla(shape, mode, dtype):
     return _keras_tf(shape, mode, dtype, jit_compile=True)
 
 
-def _torch(shape, mode, dtype, threads):
+def _torch(shape, mode, dtype, threads=None, device="cpu"):
     import contextlib
 
     import torch
 
     from _timing import no_sync
 
-    torch.set_num_threads(threads)
-    batch, time_steps, input_dim, units = shape
-    torch.manual_seed(0)
-    layer = torch.nn.LSTM(input_dim, units, batch_first=True)
-    x = torch.randn(batch, time_steps, input_dim)
-    params = list(layer.parameters())
-
-    def autocast():
-        if dtype == "float32":
-            return contextlib.nullcontext()
-        return torch.autocast("cpu", dtype=getattr(torch, dtype))
-
-    if mode == "forward":
-        def forward():
-            with torch.no_grad(), autocast():
-                return layer(x)[0]
-
-        return forward, no_sync
-
-    def train():
-        with autocast():
-            loss = layer(x)[0].float().sum()
-        return loss, torch.autograd.grad(loss, params)
-
-    return train, no_sync  # CPU torch returns finished tensors
-
-
-@impl("torch_t2", "torch.nn.LSTM, 2 threads")
-def _torch_t2(shape, mode, dtype):
-    return _torch(shape, mode, dtype, 2)
-
-
-@impl("torch_t1", "torch.nn.LSTM, 1 thread")
-def _torch_t1(shape, mode, dtype):
-    return _torch(shape, mode, dtype, 1)
-
-
-@impl("torch_cuda", "torch.nn.LSTM on CUDA (cuDNN); GPU only")
-def _torch_cuda(shape, mode, dtype):
-    import contextlib
-
-    import torch
-
-    if not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         raise ImportError("no CUDA device for torch")
+    if threads is not None:
+        torch.set_num_threads(threads)
     batch, time_steps, input_dim, units = shape
     torch.manual_seed(0)
-    layer = torch.nn.LSTM(input_dim, units, batch_first=True).cuda()
-    x = torch.randn(batch, time_steps, input_dim, device="cuda")
+    layer = torch.nn.LSTM(input_dim, units, batch_first=True).to(device)
+    x = torch.randn(batch, time_steps, input_dim, device=device)
     params = list(layer.parameters())
 
     def autocast():
         if dtype == "float32":
             return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=getattr(torch, dtype))
+        return torch.autocast(device, dtype=getattr(torch, dtype))
 
-    def sync(out):
+    def cuda_sync(out):
         torch.cuda.synchronize()
         return out
 
+    sync = cuda_sync if device == "cuda" else no_sync  # CPU torch returns finished tensors
     if mode == "forward":
         def forward():
             with torch.no_grad(), autocast():
@@ -317,6 +277,21 @@ def _torch_cuda(shape, mode, dtype):
         return loss, torch.autograd.grad(loss, params)
 
     return train, sync
+
+
+@impl("torch_t2", "torch.nn.LSTM, 2 threads")
+def _torch_t2(shape, mode, dtype):
+    return _torch(shape, mode, dtype, threads=2)
+
+
+@impl("torch_t1", "torch.nn.LSTM, 1 thread")
+def _torch_t1(shape, mode, dtype):
+    return _torch(shape, mode, dtype, threads=1)
+
+
+@impl("torch_cuda", "torch.nn.LSTM on CUDA (cuDNN); GPU only")
+def _torch_cuda(shape, mode, dtype):
+    return _torch(shape, mode, dtype, device="cuda")
 
 
 @impl("jax_cudnn", "jax.experimental.rnn.lstm (cuDNN through XLA); GPU only")

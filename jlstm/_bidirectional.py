@@ -6,9 +6,9 @@ from typing import Any, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from . import _dropout, _recurrence, _validate
+from . import _dropout, _validate
 from ._cell import Activation
-from ._layer import lstm
+from ._layer import check_loop_options, lstm
 from ._params import LSTMParams
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -154,11 +154,9 @@ def bidirectional(
         forward_state, backward_state = tuple(initial_state[:2]), tuple(initial_state[2:])
     if mask is not None:
         mask = _validate.mask(fn, mask, tuple(inputs.shape[:2]), time_major)
-    activation = _validate.function(fn, "activation", activation)
-    recurrent_activation = _validate.function(fn, "recurrent_activation", recurrent_activation)
-    unroll = _validate.unroll(fn, unroll)
-    remat_chunk = _validate.optional_positive_int(fn, "remat_chunk", remat_chunk)
-    recurrence = _recurrence.check(fn, recurrence)
+    activation, recurrent_activation, unroll, remat_chunk, recurrence = check_loop_options(
+        fn, activation, recurrent_activation, unroll, remat_chunk, recurrence
+    )
     forward_key = backward_key = None
     if _dropout.check(fn, dropout, recurrent_dropout, training, key):
         forward_key, backward_key = jax.random.split(key)

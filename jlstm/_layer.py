@@ -206,6 +206,17 @@ def lstm(
     )
 
 
+def check_loop_options(fn, activation, recurrent_activation, unroll, remat_chunk, recurrence):
+    """The options every layer passes on to :func:`lstm`, checked under ``fn``'s name."""
+    return (
+        _validate.function(fn, "activation", activation),
+        _validate.function(fn, "recurrent_activation", recurrent_activation),
+        _validate.unroll(fn, unroll),
+        _validate.optional_positive_int(fn, "remat_chunk", remat_chunk),
+        _recurrence.check(fn, recurrence),
+    )
+
+
 def _plan_for(fn, recurrence, unroll, params, inputs, time_major, *, plain):
     """``"scan"`` or the :class:`Plan` to run, chosen outside ``jax.jit`` so that a plan recorded by
     :func:`jlstm.tune` takes effect at the next call (the plan is a static argument)."""

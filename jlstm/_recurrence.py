@@ -191,15 +191,27 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     dtype = h0.dtype
     # Every (T, B, 4H) term at once: the weights' tangents against the saved inputs and states, the inputs'
     # tangents against the weights. Transposed, these are the weight gradients X^T dZ, H^T dZ, sum dZ and
-    # the inputs' dZ W^T.
-    if layout == "features":
-        whole, flat, unflat = layout, (lambda a: a), (lambda a: a)
-    elif _batch_sharded(xs):  # explicit sharding: time and a sharded batch do not merge into one axis
-        whole, flat, unflat = "batch", (lambda a: a), (lambda a: a)
-    else:  # time and batch as one axis: transposed, X^T dZ contracts it without copying dZ
+    # the inputs' dZ W^T. Time and batch are one axis of a batch-first matmul, so that once transposed,
+    # XLA's CPU backend contracts them without copying dZ (or, features first, with one copy of it to
+    # batch first, which costs less than a matmul over a transposed dZ; RESULTS.md, "How the loop runs").
+    features = layout == "features"
+    batch_axis = 2 if features else 1
+    if _axis_sharded(xs, batch_axis):  # explicit sharding: time and a sharded batch do not merge
+        whole, flat, unflat = layout if features else "batch", (lambda a: a), (lambda a: a)
+    else:
         whole = "batch"
-        flat = lambda a: None if a is None else a.reshape(-1, a.shape[-1])  # noqa: E731
-        unflat = lambda a: a.reshape(*zs.shape)  # noqa: E731
+
+        def flat(a):  # (T, B, n) or features first (T, n, B) -> (T * B, n)
+            if a is None:
+                return None
+            a = jnp.swapaxes(a, 1, 2) if features else a
+            return a.reshape(-1, a.shape[-1])
+
+        def unflat(a):  # (T * B, 4H) -> the layout of zs
+            if features:
+                return jnp.swapaxes(a.reshape(zs.shape[0], zs.shape[2], zs.shape[1]), 1, 2)
+            return a.reshape(zs.shape)
+
     terms = []
     if dkernel is not None or drecurrent is not None:
         terms.append(unflat(_projection(whole, dkernel, drecurrent, None, dtype)(flat(xs), flat(hs))))
@@ -214,8 +226,11 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     es = functools.reduce(jnp.add, terms) if terms else None
     dot = functools.partial(jnp.matmul, preferred_element_type=dtype)
     if layout == "features":
-        def recurrent(dh):  # (H, B) -> (4H, B): R^T dh; transposed, R dz
-            return dot(recurrent_kernel.T, dh.astype(recurrent_kernel.dtype))
+        def recurrent(dh):  # (H, B) -> (4H, B): R^T dh, written on R itself so that its transpose is R dz
+            contract_rows = (((0,), (0,)), ((), ()))
+            return jax.lax.dot_general(
+                recurrent_kernel, dh.astype(recurrent_kernel.dtype), contract_rows, preferred_element_type=dtype
+            )
     else:
         # R^T is formed once, outside the loop, so that the transposed step (reverse mode) multiplies by it
         # in the plain form (dz R^T), which XLA's CPU matmul runs faster than a transposed operand
@@ -257,10 +272,10 @@ def _zero(tangent) -> bool:
     return isinstance(tangent, SymbolicZero)
 
 
-def _batch_sharded(xs: jax.Array) -> bool:
-    """Whether the batch axis (1) of time-major ``xs`` is explicitly sharded (sharding in types)."""
-    spec = jax.typeof(xs).sharding.spec
-    return len(spec) > 1 and spec[1] is not None
+def _axis_sharded(a: jax.Array, axis: int) -> bool:
+    """Whether ``axis`` of ``a`` is explicitly sharded (sharding in types)."""
+    spec = jax.typeof(a).sharding.spec
+    return len(spec) > axis and spec[axis] is not None
 
 
 def _chained_scan(body, carry, xs, *, chains: int, unroll: int | bool, reverse: bool = False):

@@ -5,10 +5,10 @@ from typing import Any, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from . import _dropout, _recurrence, _validate
+from . import _dropout, _validate
 from ._bidirectional import bidirectional as _bidirectional
 from ._cell import Activation
-from ._layer import lstm
+from ._layer import check_loop_options, lstm
 from ._params import LSTMParams, check_init, init_params
 
 
@@ -173,11 +173,9 @@ def stacked_lstm(
         ]
     if mask is not None:
         mask = _validate.mask(fn, mask, tuple(inputs.shape[:2]), time_major)
-    activation = _validate.function(fn, "activation", activation)
-    recurrent_activation = _validate.function(fn, "recurrent_activation", recurrent_activation)
-    unroll = _validate.unroll(fn, unroll)
-    remat_chunk = _validate.optional_positive_int(fn, "remat_chunk", remat_chunk)
-    recurrence = _recurrence.check(fn, recurrence)
+    activation, recurrent_activation, unroll, remat_chunk, recurrence = check_loop_options(
+        fn, activation, recurrent_activation, unroll, remat_chunk, recurrence
+    )
     with_dropout = _dropout.check(fn, dropout, recurrent_dropout, training, key)
     inter_layer_dropout = _dropout.rate(fn, "inter_layer_dropout", inter_layer_dropout)
     between = bool(training) and inter_layer_dropout > 0 and num_layers > 1

@@ -61,9 +61,11 @@ def tune(
     It measures as ``benchmarks/run.py`` does: every candidate is compiled
     and called once first, then timed in interleaved rounds (the order
     alternating from round to round), a median per round. A candidate
-    replaces the default only if it was faster than the default in at least
-    three rounds out of four; the noise of the machine therefore keeps the
-    default. With ``record`` the chosen plan is kept in memory, where
+    replaces the default only if it was timed in at least three rounds and
+    was faster than the default in three rounds out of four; the noise of
+    the machine therefore keeps the default. The budget bounds the whole:
+    candidates are compiled in the first half of it (the default always),
+    and rounds start only while it lasts. With ``record`` the chosen plan is kept in memory, where
     ``recurrence="auto"`` finds it for the same shape, dtype, device kind,
     core count and jax version (the training plan first, then the forward
     one); with ``persist`` also in a JSON file, ``plans.json`` under
@@ -82,8 +84,8 @@ def tune(
       candidates: the plans to time; the default first is added if missing.
         ``None``: the default, each other layout, the other batch chains,
         the other input projection, and ``unroll=2``.
-      max_seconds: the time budget, compilation included (rounds stop when
-        it is spent, after at least three).
+      max_seconds: the time budget, compilation included (a round under
+        way when it runs out is finished).
       max_rounds: at most this many timed rounds.
       record: keep the plan for ``recurrence="auto"`` in this process.
       persist: also write it to the JSON file above.
@@ -119,13 +121,14 @@ def tune(
     ]
     plans = [p for p in plans if p.chains == 1 or (problem.batch % p.chains == 0 and not problem.batch_sharded)]
 
-    deadline = time.perf_counter() + max_seconds
+    start = time.perf_counter()
+    deadline = start + max_seconds
     bar = _Bar(len(plans) + max_rounds, enabled=progress)
     calls, first_call = {}, {}
     for plan in plans:
         bar.step(f"compile {_describe(plan)}")
-        if plan != default and time.perf_counter() > deadline:
-            continue  # no time left to compile it
+        if plan != default and time.perf_counter() > start + max_seconds / 2:
+            continue  # half the budget is for timing
         call = _program(plan, params, inputs, mode, time_major)
         start = time.perf_counter()
         jax.block_until_ready(call())
@@ -134,7 +137,7 @@ def tune(
     plans = list(calls)
     per_round = {plan: [] for plan in plans}
     rounds = 0
-    while rounds < max_rounds and (rounds < 3 or time.perf_counter() < deadline):
+    while rounds < max_rounds and time.perf_counter() < deadline:
         order = plans if rounds % 2 == 0 else plans[::-1]
         for plan in order:
             per_round[plan].append(_median_call(calls[plan]))

@@ -89,7 +89,7 @@ def plan_cache(tmp_path, monkeypatch):
 
 
 def tiny_tune(params, x, **kw):
-    return jlstm.tune(params, x, mode="forward", max_seconds=2, max_rounds=3, progress=False, **kw)
+    return jlstm.tune(params, x, mode="forward", max_seconds=20, max_rounds=3, progress=False, **kw)
 
 
 def test_tune_measures_every_candidate_and_auto_runs_the_recorded_plan(plan_cache):
@@ -137,7 +137,7 @@ def test_a_persisted_plan_is_read_by_a_fresh_cache_and_a_corrupt_file_only_warns
 def test_tune_shows_progress_and_accepts_shapes(plan_cache, capsys):
     params = jlstm.LSTMParams(*(jax.ShapeDtypeStruct(s, "float32") for s in ((8, 64), (16, 64), (64,))))
     result = jlstm.tune(params, jax.ShapeDtypeStruct((4, 12, 8), "float32"), mode="train", candidates=[],
-                        max_seconds=2, max_rounds=3, record=False)
+                        max_seconds=20, max_rounds=3, record=False)
     err = capsys.readouterr().err
     assert "jlstm.tune [" in err and "round 3" in err and "done" in err
     assert result.mode == "train" and result.plan == result.default
