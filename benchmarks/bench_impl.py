@@ -34,6 +34,7 @@ import os
 import sys
 
 IMPLS = {}  # name -> (description, build(shape, mode, dtype) -> (fn, sync))
+NOTES = {}  # what a build reports beside the timings (jlstm_tuned: the plans), added to the next answer
 DTYPES = {
     "float32": "float32 throughout",
     "bfloat16": "mixed precision: bfloat16 matmul operands, float32 parameters (and, where the library "
@@ -107,7 +108,8 @@ def _jlstm_tuned(shape, mode, dtype):
     result = jlstm.tune(tuned, jax.ShapeDtypeStruct((batch, time_steps, input_dim), tuned.kernel.dtype),
                         mode=mode, record=False, progress=False,
                         max_seconds=float(os.environ.get("JLSTM_TUNE_SECONDS", 30)))
-    print(json.dumps({"tuned": list(result.plan), "default": list(result.default)}), file=sys.stderr)
+    NOTES.update(tuned_plan=result.plan._asdict(), default_plan=result.default._asdict(),
+                 tuned_rounds=result.rounds)
     return _jlstm(shape, mode, dtype, recurrence=result.plan)
 
 
@@ -355,6 +357,8 @@ def serve(name: str, requests, reply) -> None:
                 if dtype not in DTYPES:
                     raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
                 built[key] = build(shape, mode, dtype)
+                record.update(NOTES)
+                NOTES.clear()
                 record["first_s"] = first_call(*built[key])
                 warmup = 3
             record["times_s"] = runs(*built[key], budget=request["budget"], warmup=warmup,
