@@ -193,7 +193,7 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     # tangents against the weights. Transposed, these are the weight gradients X^T dZ, H^T dZ, sum dZ and
     # the inputs' dZ W^T. Time and batch are one axis of a batch-first matmul, so that once transposed,
     # XLA's CPU backend contracts them without copying dZ (or, features first, with one copy of it to
-    # batch first, which costs less than a matmul over a transposed dZ; RESULTS.md, "How the loop runs").
+    # batch first, which costs less than a matmul over a transposed dZ; benchmarks/RESULTS.md, "How the loop runs on CPU").
     features = layout == "features"
     batch_axis = 2 if features else 1
     if _axis_sharded(xs, batch_axis):  # explicit sharding: time and a sharded batch do not merge
@@ -234,7 +234,7 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     else:
         # R^T is formed once, outside the loop, so that the transposed step (reverse mode) multiplies by it
         # in the plain form (dz R^T), which XLA's CPU matmul runs faster than a transposed operand
-        # (RESULTS.md, "The backward step's matmul").
+        # (benchmarks/RESULTS.md, "How the loop runs on CPU").
         recurrent_kernel_t = recurrent_kernel.T
 
         def recurrent(dh):  # (B, H) -> (B, 4H): dh R, written as a product with R^T's rows
