@@ -193,7 +193,8 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     # tangents against the weights. Transposed, these are the weight gradients X^T dZ, H^T dZ, sum dZ and
     # the inputs' dZ W^T. Time and batch are one axis of a batch-first matmul, so that once transposed,
     # XLA's CPU backend contracts them without copying dZ (or, features first, with one copy of it to
-    # batch first, which costs less than a matmul over a transposed dZ; benchmarks/RESULTS.md, "How the loop runs on CPU").
+    # batch first, which costs less than a matmul over a transposed dZ): benchmarks/RESULTS.md, "How the
+    # loop runs on CPU".
     features = layout == "features"
     batch_axis = 2 if features else 1
     if _axis_sharded(xs, batch_axis):  # explicit sharding: time and a sharded batch do not merge
