@@ -3,7 +3,7 @@
 ``python sharding_worker.py MODE OUT_DIR``, ``MODE`` the mesh's axis type,
 ``explicit`` or ``auto``. Each *unit* is one case of :data:`CASES` (a model,
 with or without a mask, one ``recurrence``) and one phase: ``forward`` (the
-jitted model) or ``train`` (a jitted ``value_and_grad`` of a loss and an
+jitted model), ``jvp`` (its forward-mode tangent along the params and inputs) or ``train`` (a jitted ``value_and_grad`` of a loss and an
 ``optax.sgd`` update with momentum). Every unit runs once on one device and once with the
 batch sharded over the ``data`` axis of a mesh of the 8 devices and the
 parameters replicated.
@@ -44,7 +44,7 @@ MODELS = {
 }
 MASKS = ("unmasked", "masked")
 CASES = tuple(f"{model}-{mask}-{rec}" for model, recs in MODELS.items() for mask in MASKS for rec in recs)
-PHASES = ("forward", "train")
+PHASES = ("forward", "jvp", "train")
 DEVICES, BATCH, TIME, INPUT_DIM, UNITS, LAYERS = 8, 16, 6, 3, 4, 2
 # BATCH is the only size 16 of any output's axes (the widest feature axis is 2 * UNITS = 8), which lets the
 # test find the batch axis of an output by its size: axis 0 of sequences and states, 1 of stacked states.
@@ -175,7 +175,10 @@ def run_units(name: str, units, mesh):
             updates, _ = optimizer.update(grads, optimizer.init(params), params)
             return [value, *jax.tree.leaves(grads), *jax.tree.leaves(optax.apply_updates(params, updates))]
 
-        return (lambda p, x, m, y: forward(p, x, m)) if phase == "forward" else train_step
+        def tangent(params, x, mask, y):  # forward mode along the params and inputs themselves
+            return jax.jvp(lambda p, x: forward(p, x, mask), (params, x), (params, x))[1]
+
+        return {"forward": lambda p, x, m, y: forward(p, x, m), "jvp": tangent, "train": train_step}[phase]
 
     if mesh is not None:
         rows, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())

@@ -3,7 +3,7 @@
 For every case of ``sharding_worker.CASES`` (``jlstm.lstm``, ``bidirectional``, ``stacked_lstm`` with two
 layers, one and two directions, the linen and nnx ``LSTM`` and ``Bidirectional``; with and without a mask;
 each ``recurrence`` for ``lstm`` and ``bidirectional``, the default one for the others unless
-``JLSTM_SHARDING_FULL_GRID=1``) and both phases (the jitted forward pass; a jitted training step,
+``JLSTM_SHARDING_FULL_GRID=1``) and every phase (the jitted forward pass; its ``jax.jvp``; a jitted training step,
 ``value_and_grad`` and an ``optax.sgd`` update), the batch sharded over the mesh's ``data`` axis with the
 parameters replicated must give the single-device outputs, loss, gradients and updated parameters, the
 outputs split by batch rows like the input and the gradients and parameters replicated.
@@ -70,7 +70,7 @@ def test_data_parallel_equals_one_device(worker_results, mode, case, phase):
     single = [arrays[f"{case}/{phase}/single/{i}"] for i in range(len(shardings))]
     sharded = [arrays[f"{case}/{phase}/sharded/{i}"] for i in range(len(shardings))]
 
-    if phase == "forward":  # every output (sequence, h, c) is split by batch rows, as the input is
+    if phase in ("forward", "jvp"):  # every output (sequence, h, c) and its tangent is split by batch rows
         for s in shardings:
             batch_axis = s["shape"].index(BATCH)
             rows = s["shape"][:batch_axis] + [BATCH // DEVICES] + s["shape"][batch_axis + 1 :]
