@@ -100,7 +100,7 @@ def _projection(layout, kernel, recurrent_kernel, bias, dtype):
     """The step's matmuls, ``x W + h R + b``, in ``layout``; a None weight drops its term.
 
     ``"batch"``: ``x`` ``(..., B, I)`` and ``h`` ``(..., B, H)`` give ``(..., B, 4H)``;
-    ``"stacked"``: the same as one matmul, ``[x, h] [W; R] + b`` (see :func:`_stacked`);
+    ``"stacked"``: the same as one matmul, ``[x, h] [W; R] + b`` (see :class:`~jlstm.Plan`);
     ``"features"``: ``x`` ``(..., I, B)`` and ``h`` ``(..., H, B)`` give
     ``W^T x + R^T h + b``, ``(..., 4H, B)``. Leading axes (time) may be present.
     The operands are read in the weights' dtype and the products are summed in ``dtype``.
@@ -220,13 +220,12 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
         terms.append(unflat(_projection(whole, kernel, None, None, dtype)(flat(dxs), None)))
     bias_term = None
     if dbias is not None:
-        bias_term = dbias.astype(dtype).reshape((-1, 1) if layout == "features" else (1, -1))
+        bias_term = dbias.astype(dtype).reshape((-1, 1) if features else (1, -1))
         if terms:  # one sum over all steps once transposed, not one per step
             terms.append(bias_term[None])
             bias_term = None
     es = functools.reduce(jnp.add, terms) if terms else None
-    dot = functools.partial(jnp.matmul, preferred_element_type=dtype)
-    if layout == "features":
+    if features:
         def recurrent(dh):  # (H, B) -> (4H, B): R^T dh, written on R itself so that its transpose is R dz
             contract_rows = (((0,), (0,)), ((), ()))
             return jax.lax.dot_general(
