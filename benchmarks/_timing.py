@@ -2,7 +2,7 @@
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def first_call(fn: Callable[[], object], sync: Callable[[object], object]) -> float:

@@ -107,7 +107,7 @@ def _jlstm_tuned(shape, mode, dtype):
     tuned = _cast(params, dtype)  # the dtype the loop runs in (16-bit params for bfloat16)
     result = jlstm.tune(tuned, jax.ShapeDtypeStruct((batch, time_steps, input_dim), tuned.kernel.dtype),
                         mode=mode, record=False, progress=False,
-                        max_seconds=float(os.environ.get("JLSTM_TUNE_SECONDS", 30)))
+                        max_seconds=float(os.environ.get("JLSTM_TUNE_SECONDS", "30")))
     NOTES.update(tuned_plan=result.plan._asdict(), default_plan=result.default._asdict(),
                  tuned_rounds=result.rounds)
     return _jlstm(shape, mode, dtype, recurrence=result.plan)
@@ -366,7 +366,7 @@ def serve(name: str, requests, reply) -> None:
             last_run = record["times_s"][-1]
         except ImportError as error:
             record["skipped"] = f"{type(error).__name__}: {error}"
-        except Exception as error:  # a peer failing must not stop the others
+        except Exception as error:  # noqa: BLE001 - a peer failing must not stop the others
             built.clear()
             record["error"] = f"{type(error).__name__}: {error}"
         reply(record)

@@ -32,8 +32,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _timing import lstm_flops, summary  # noqa: E402
-from bench_impl import DTYPES, IMPLS  # noqa: E402
+from _timing import lstm_flops, summary
+from bench_impl import DTYPES, IMPLS
 
 GRID = {  # name: (batch, time, input_dim, units)
     "small": (1, 100, 32, 64),
@@ -60,7 +60,7 @@ def device():
             "'kind': d[0].device_kind, 'count': len(d)}))")
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                             env=worker_env())
+                             env=worker_env(), check=False)
         return json.loads(out.stdout.strip().splitlines()[-1])
     except Exception as error:  # noqa: BLE001 - the record says why
         return {"error": f"{type(error).__name__}: {error}"}
@@ -107,7 +107,7 @@ class Worker:
         self.name = name
         self.unusable = None  # why this implementation is not timed any more
         env = worker_env()
-        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - close() closes it
         self.process = subprocess.Popen([sys.executable, os.path.join(HERE, "bench_impl.py"), "--impl", name],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                         text=True, env=env)
@@ -241,8 +241,8 @@ def table(records, shapes, impls, modes, dtype="float32"):
             cells = [f"{by_key[(i, s, mode)]['first_s']:.2f}" if (i, s, mode) in by_key else "–" for i in impls]
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         if limit:
-            lines += ["", f"### {mode}: GFLOP/s (share of the matmul limit: the faster of one {dtype} dot "
-                      "with the shape's forward FLOPs and a square 1024³ dot)", "",
+            lines += ["", (f"### {mode}: GFLOP/s (share of the matmul limit: the faster of one {dtype} dot "
+                           "with the shape's forward FLOPs and a square 1024³ dot)"), "",
                       "| shape | matmul limit | " + " | ".join(impls) + " |",
                       "| --- | ---: |" + " ---: |" * len(impls)]
             for s in shapes:
@@ -360,12 +360,12 @@ def main(argv=None):
     title = f"{args.dtype} · {info['date']} · {on} · {info['cpu']} · {info['cores']} cores\n{versions}"
     header = [f"# jlstm benchmark, {info['date']}", "",
               f"- device (JAX): {on}",
-              f"- machine: {info['cpu']}, {info['cores']} cores, {info['platform']}, "
-              f"load average before/after {info['load_average'][0]:.2f}/{info['load_average_after'][0]:.2f}",
+              (f"- machine: {info['cpu']}, {info['cores']} cores, {info['platform']}, load average "
+               f"before/after {info['load_average'][0]:.2f}/{info['load_average_after'][0]:.2f}"),
               f"- versions: python {info['python']}, {versions}",
               f"- env: {info['env'] or 'none of XLA_/OMP_/OPENBLAS_/MKL_/TF_/GLIBC_/MALLOC_ set'}",
-              f"- command: `{' '.join(sys.argv)}`; {budget} s of timed runs per cell in {args.rounds} alternating "
-              f"rounds, {args.dtype}: {DTYPES[args.dtype]}",
+              (f"- command: `{' '.join(sys.argv)}`; {budget} s of timed runs per cell in {args.rounds} "
+               f"alternating rounds, {args.dtype}: {DTYPES[args.dtype]}"),
               "- implementations: " + "; ".join(f"`{i}`: {IMPLS[i][0]}" for i in names),
               *([f"- not measured: {'; '.join(skipped)}"] if skipped else []), "",
               f"![time relative to jlstm]({os.path.basename(out)}.png)", ""]

@@ -1,6 +1,7 @@
 """What ``jlstm.linen`` and ``jlstm.nnx`` share (only jax here): Keras's initialisers, dtypes, checks."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -4,7 +4,8 @@ Keras is imported inside the functions, so ``import jlstm`` does not need it.
 """
 
 import os
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +37,7 @@ class KerasLSTMLayer(NamedTuple):
     name: str
     params: Any  # LSTMParams, or (forward LSTMParams, backward LSTMParams) when bidirectional
     bidirectional: bool
-    merge_mode: Optional[str]  # "concat" | "sum" | "mul" | "ave" | None
+    merge_mode: str | None  # "concat" | "sum" | "mul" | "ave" | None
     return_sequences: bool
     return_state: bool
     go_backwards: bool
@@ -150,6 +151,7 @@ def _record(fn: str, layer: Any) -> KerasLSTMLayer:
     from keras import layers
 
     bidirectional = isinstance(layer, layers.Bidirectional)
+    params: LSTMParams | tuple[LSTMParams, LSTMParams]
     if bidirectional:
         forward, backward = _halves(fn, layer)
         params = (_lstm_params(fn, forward), _lstm_params(fn, backward))

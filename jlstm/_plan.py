@@ -11,7 +11,7 @@ import json
 import os
 import pathlib
 import warnings
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -163,7 +163,7 @@ def candidates(p: Problem) -> list[Plan]:
 
 FILE_VERSION = 1
 _recorded: dict[tuple, Plan] = {}
-_loaded_from: Optional[pathlib.Path] = None
+_loaded_from: pathlib.Path | None = None
 
 
 def cache_path() -> pathlib.Path:
@@ -191,7 +191,7 @@ def record(k: tuple, plan: Plan, *, persist: bool) -> None:
         _save(cache_path())
 
 
-def recorded(p: Problem) -> Optional[Plan]:
+def recorded(p: Problem) -> Plan | None:
     """The plan :func:`jlstm.tune` recorded for ``p``: for training if there is one, else for the forward pass."""
     _load_once()
     for mode in ("train", "forward"):
@@ -225,7 +225,7 @@ def _load_once() -> None:
             raise ValueError(f"version {data.get('version') if isinstance(data, dict) else None!r}, "
                              f"expected {FILE_VERSION}")
         entries = {tuple(e["key"]): check("tune", Plan(**e["plan"])) for e in data["plans"]}
-    except Exception as error:  # a corrupt or stale file is ignored, never fatal
+    except Exception as error:  # noqa: BLE001 - a corrupt or stale file is ignored, never fatal
         warnings.warn(f"jlstm: ignoring the plan cache {path} ({type(error).__name__}: {error})", stacklevel=3)
         return
     for k, plan in entries.items():

@@ -1,7 +1,8 @@
 """Rematerialisation in time: one ``lax.scan`` run as a scan over checkpointed chunks."""
 
 import functools
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,7 @@ def scan(
     *,
     prepare: Callable[[Any], Any],
     unroll: int | bool,
-    remat_chunk: Optional[int],
+    remat_chunk: int | None,
 ) -> tuple[Any, Any]:
     """``lax.scan(body, carry, prepare(xs))``, optionally checkpointed in chunks of time.
 

@@ -4,14 +4,17 @@ torch is imported inside the functions, so ``import jlstm`` does not need it.
 """
 
 import re
-from collections.abc import Mapping
-from typing import Any, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax.numpy as jnp
 import numpy as np
 
 from . import _validate
 from ._params import LSTMParams
+
+if TYPE_CHECKING:
+    import torch
 
 _KEY = re.compile(r"^(?P<prefix>.*)weight_ih_l(?P<layer>\d+)(?P<suffix>(_reverse)?)$")
 
@@ -35,7 +38,7 @@ def _to_torch(array: Any) -> Any:
     return torch.from_numpy(np.array(array))  # a writable copy
 
 
-def _layer_params(fn: str, state: Mapping, prefix: str, tag: str, input_dim: Optional[int]) -> LSTMParams:
+def _layer_params(fn: str, state: Mapping, prefix: str, tag: str, input_dim: int | None) -> LSTMParams:
     """One layer and direction: ``tag`` is e.g. ``"_l1_reverse"`` (or ``""`` for an LSTMCell)."""
     names = {part: f"{prefix}{part}{tag}" for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
     if names["weight_hh"] not in state:
@@ -78,7 +81,7 @@ def _layer_params(fn: str, state: Mapping, prefix: str, tag: str, input_dim: Opt
     return LSTMParams(w_ih.T, w_hh.T, bias)
 
 
-def _from_state_dict(fn: str, state: Mapping, prefix: Optional[str]) -> list[LSTMParams]:
+def _from_state_dict(fn: str, state: Mapping, prefix: str | None) -> list[LSTMParams]:
     matches = [m for m in map(_KEY.match, map(str, state)) if m]
     prefixes = sorted({m["prefix"] for m in matches if m["layer"] == "0" and not m["suffix"]})
     if prefix is None:
@@ -102,7 +105,7 @@ def _from_state_dict(fn: str, state: Mapping, prefix: Optional[str]) -> list[LST
     num_layers = 1 + max(int(m["layer"]) for m in ours)
     bidirectional = any(m["suffix"] for m in ours)
     directions = ("", "_reverse") if bidirectional else ("",)
-    out = []
+    out: list[LSTMParams] = []
     for layer in range(num_layers):
         for suffix in directions:
             tag = f"_l{layer}{suffix}"
@@ -115,7 +118,7 @@ def _from_state_dict(fn: str, state: Mapping, prefix: Optional[str]) -> list[LST
     return out
 
 
-def from_torch(module_or_state_dict: Any, *, prefix: Optional[str] = None) -> list[LSTMParams]:
+def from_torch(module_or_state_dict: Any, *, prefix: str | None = None) -> list[LSTMParams]:
     r"""Converts a PyTorch LSTM's weights to jlstm's, one :class:`LSTMParams` per layer and direction.
 
     For each layer ``l`` and direction (``_reverse`` is the backward one):
@@ -184,7 +187,8 @@ def from_torch(module_or_state_dict: Any, *, prefix: Optional[str] = None) -> li
     )
 
 
-def _check_module(fn: str, name: str, module: Any) -> None:
+def _check_module(fn: str, name: str, module: Any) -> "torch.nn.LSTM":
+    """``module``, if it is a ``torch.nn.LSTM`` without projections; raises otherwise."""
     import torch
 
     if type(module) is not torch.nn.LSTM:
@@ -195,6 +199,7 @@ def _check_module(fn: str, name: str, module: Any) -> None:
         raise ValueError(
             f"{fn}: {name}: a torch.nn.LSTM with proj_size > 0 (here {module.proj_size}) is not supported yet"
         )
+    return module
 
 
 def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
@@ -245,12 +250,12 @@ def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
             raise TypeError(
                 f"{fn}: module must be a torch.nn.LSTM or torch.nn.LSTMCell, got {type(module).__name__}"
             )
-        _check_module(fn, "module", module)
-        hidden, has_bias = module.hidden_size, module.bias
-        directions = ("", "_reverse") if module.bidirectional else ("",)
+        lstm = _check_module(fn, "module", module)
+        hidden, has_bias = lstm.hidden_size, lstm.bias
+        directions = ("", "_reverse") if lstm.bidirectional else ("",)
         slots = [
-            (f"_l{layer}{suffix}", module.input_size if layer == 0 else hidden * len(directions))
-            for layer in range(module.num_layers)
+            (f"_l{layer}{suffix}", lstm.input_size if layer == 0 else hidden * len(directions))
+            for layer in range(lstm.num_layers)
             for suffix in directions
         ]
     if len(params_list) != len(slots):

@@ -3,7 +3,8 @@
 import statistics
 import sys
 import time
-from typing import NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +50,7 @@ def tune(
     *,
     mode: str = "train",
     time_major: bool = False,
-    candidates: Optional[Sequence[Plan]] = None,
+    candidates: Sequence[Plan] | None = None,
     max_seconds: float = 30.0,
     max_rounds: int = 15,
     record: bool = True,
@@ -103,7 +104,7 @@ def tune(
       (True, True)
     """
     fn = "tune"
-    mode = _validate.choice(fn, "mode", mode, _plan.MODES)
+    _validate.choice(fn, "mode", mode, _plan.MODES)
     time_major = _validate.flag(fn, "time_major", time_major)
     params = jax.tree.map(_concrete, params, is_leaf=lambda a: isinstance(a, jax.ShapeDtypeStruct))
     params = _validate.params(fn, params)
@@ -135,7 +136,7 @@ def tune(
         first_call[plan] = time.perf_counter() - start
         calls[plan] = call
     plans = list(calls)
-    per_round = {plan: [] for plan in plans}
+    per_round: dict[Plan, list[float]] = {plan: [] for plan in plans}
     rounds = 0
     while rounds < max_rounds and time.perf_counter() < deadline:
         order = plans if rounds % 2 == 0 else plans[::-1]
@@ -183,7 +184,7 @@ def _program(plan: Plan, params: LSTMParams, inputs, mode: str, time_major: bool
 
 def _median_call(call, budget: float = 0.05, most: int = 9) -> float:
     """The median of a few timed calls (as many as fit in ``budget`` seconds, at least 1, at most ``most``)."""
-    times = []
+    times: list[float] = []
     while len(times) < most and (not times or sum(times) < budget):
         start = time.perf_counter()
         jax.block_until_ready(call())

@@ -9,6 +9,7 @@ the same weights and prints the largest difference.
 
 import argparse
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -16,13 +17,13 @@ import numpy as np
 
 import jlstm
 
-CONFIGS = (
-    ("LSTM(1)", dict(), "the hidden state after the last step"),
-    ("LSTM(1, return_sequences=True)", dict(return_sequences=True), "the hidden state of every step"),
-    ("LSTM(1, return_state=True)", dict(return_state=True), "output, then the final state h and c"),
+CONFIGS: tuple[tuple[str, dict[str, Any], str], ...] = (  # (name, keyword arguments of lstm, what it returns)
+    ("LSTM(1)", {}, "the hidden state after the last step"),
+    ("LSTM(1, return_sequences=True)", {"return_sequences": True}, "the hidden state of every step"),
+    ("LSTM(1, return_state=True)", {"return_state": True}, "output, then the final state h and c"),
     (
         "LSTM(1, return_sequences=True, return_state=True)",
-        dict(return_sequences=True, return_state=True),
+        {"return_sequences": True, "return_state": True},
         "the sequence, then the final state h and c",
     ),
 )

@@ -54,9 +54,10 @@ def trace(params: jlstm.LSTMParams, inputs: jax.Array, *, go_backwards: bool = F
     state = jlstm.LSTMState(zeros, zeros)
     hs, cs = [], []
     for t in range(xs.shape[1]):
-        state, _ = jlstm.lstm_cell(params, state, xs[:, t])
-        hs.append(state.h[0])
-        cs.append(state.c[0])
+        (h_t, c_t), _ = jlstm.lstm_cell(params, state, xs[:, t])
+        state = jlstm.LSTMState(h_t, c_t)
+        hs.append(h_t[0])
+        cs.append(c_t[0])
     sequence, h, c = jlstm.lstm(
         params, inputs, return_sequences=True, return_state=True, go_backwards=go_backwards
     )
