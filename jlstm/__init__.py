@@ -24,3 +24,23 @@ from ._tune import TuneResult as TuneResult
 from ._tune import tune as tune
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "KerasLSTMLayer",
+    "LSTMParams",
+    "LSTMState",
+    "Plan",
+    "TuneResult",
+    "bidirectional",
+    "clear_tuned_plans",
+    "from_keras",
+    "from_torch",
+    "init_params",
+    "init_stacked_params",
+    "lstm",
+    "lstm_cell",
+    "stacked_lstm",
+    "to_keras",
+    "to_torch",
+    "tune",
+]

@@ -1,14 +1,15 @@
 """A bidirectional LSTM as ``keras.layers.Bidirectional(LSTM(...))``: two calls to :func:`lstm`."""
 
 import functools
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from . import _dropout, _validate
+from . import _layer, _options, _validate
 from ._cell import Activation
-from ._layer import check_loop_options, lstm
+from ._options import Options
 from ._params import LSTMParams
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -19,9 +20,9 @@ def bidirectional(
     backward_params: LSTMParams,
     inputs: jax.Array,
     *,
-    merge_mode: Optional[str] = "concat",
-    initial_state: Optional[Sequence[jax.Array]] = None,
-    mask: Optional[jax.Array] = None,
+    merge_mode: str | None = "concat",
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: bool = False,
     time_major: bool = False,
@@ -31,8 +32,8 @@ def bidirectional(
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     training: bool = False,
-    key: Optional[jax.Array] = None,
-    remat_chunk: Optional[int] = None,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
     recurrence: str = "auto",
 ) -> Any:
     r"""Runs a forward and a backward LSTM over a sequence and merges them, as Keras's ``Bidirectional``.
@@ -117,77 +118,65 @@ def bidirectional(
       >>> y.shape, bool(jnp.allclose(y, h_fwd + h_bwd))
       ((2, 4), True)
     """
-    fn = "bidirectional"
-    return_sequences = _validate.flag(fn, "return_sequences", return_sequences)
-    return_state = _validate.flag(fn, "return_state", return_state)
-    time_major = _validate.flag(fn, "time_major", time_major)
+    options = _options.check("bidirectional", locals())
+    return run("bidirectional", forward_params, backward_params, inputs, merge_mode, initial_state, mask, key, options)
+
+
+def run(
+    fn: str,
+    forward_params: LSTMParams,
+    backward_params: LSTMParams,
+    inputs: jax.Array,
+    merge_mode: str | None,
+    initial_state: Sequence[jax.Array] | None,
+    mask: jax.Array | None,
+    key: jax.Array | None,
+    options: Options,
+) -> Any:
+    """:func:`bidirectional` with checked ``options``: two calls of :func:`jlstm._layer.run`, then the merge.
+
+    Checks what the two calls cannot: the parameters of the two directions
+    against each other, ``merge_mode`` and the four arrays of ``initial_state``.
+    """
     merge_mode = _validate.choice(fn, "merge_mode", merge_mode, MERGE_MODES)
     forward_params = _validate.params(fn, forward_params, "forward_params")
     backward_params = _validate.params(fn, backward_params, "backward_params")
-    input_dim = forward_params.input_dim
-    if backward_params.input_dim != input_dim:
+    if backward_params.input_dim != forward_params.input_dim:
         raise ValueError(
-            f"{fn}: backward_params.kernel must have shape ({input_dim}, 4 * units) "
-            "like forward_params.kernel, "
-            f"got {tuple(backward_params.kernel.shape)}"
+            f"{fn}: backward_params.kernel must have shape ({forward_params.input_dim}, 4 * units) "
+            f"like forward_params.kernel, got {tuple(backward_params.kernel.shape)}"
         )
     if merge_mode in ("sum", "mul", "ave") and backward_params.units != forward_params.units:
         raise ValueError(
             f"{fn}: merge_mode={merge_mode!r} needs both directions to have the same units, "
             f"got {forward_params.units} (forward) and {backward_params.units} (backward)"
         )
-    names = ("time", "batch", "input_dim") if time_major else ("batch", "time", "input_dim")
-    inputs = _validate.array(fn, "inputs", inputs, (None, None, input_dim), names)
-    batch = inputs.shape[1 if time_major else 0]
-    forward_state = backward_state = None
+    names = ("time", "batch", "input_dim") if options.time_major else ("batch", "time", "input_dim")
+    inputs = _validate.array(fn, "inputs", inputs, (None, None, forward_params.input_dim), names)
+    batch = inputs.shape[1 if options.time_major else 0]
+    states: list = [None, None]
     if initial_state is not None:
-        expected = f"{fn}: initial_state must be (h_fwd, c_fwd, h_bwd, c_bwd), each (batch, units)"
-        if not isinstance(initial_state, (tuple, list)):
-            raise TypeError(f"{expected}, got {type(initial_state).__name__}")
-        if len(initial_state) != 4:
-            got = f"a {type(initial_state).__name__} of length {len(initial_state)}"
-            raise ValueError(f"{expected}, got {got}")
-        labels = ("h_fwd", "c_fwd", "h_bwd", "c_bwd")
-        owners = (forward_params, forward_params, backward_params, backward_params)
-        for i, (label, value, p) in enumerate(zip(labels, initial_state, owners)):
-            _validate.array(fn, f"initial_state[{i}] ({label})", value, (batch, p.units), ("batch", "units"))
-        forward_state, backward_state = tuple(initial_state[:2]), tuple(initial_state[2:])
+        units = (forward_params.units,) * 2 + (backward_params.units,) * 2
+        initial_state = _validate.arrays(
+            fn, "initial_state", initial_state, ("h_fwd", "c_fwd", "h_bwd", "c_bwd"),
+            [((batch, u), ("batch", "units")) for u in units], "(h_fwd, c_fwd, h_bwd, c_bwd), each (batch, units)",
+        )
+        states = [initial_state[:2], initial_state[2:]]
     if mask is not None:
-        mask = _validate.mask(fn, mask, tuple(inputs.shape[:2]), time_major)
-    activation, recurrent_activation, unroll, remat_chunk, recurrence = check_loop_options(
-        fn, activation, recurrent_activation, unroll, remat_chunk, recurrence
-    )
-    forward_key = backward_key = None
-    if _dropout.check(fn, dropout, recurrent_dropout, training, key):
-        forward_key, backward_key = jax.random.split(key)
-
-    common = dict(
-        mask=mask,
-        return_sequences=return_sequences,
-        return_state=True,
-        time_major=time_major,
-        activation=activation,
-        recurrent_activation=recurrent_activation,
-        unroll=unroll,
-        dropout=dropout,
-        recurrent_dropout=recurrent_dropout,
-        training=training,
-        remat_chunk=remat_chunk,
-        recurrence=recurrence,
-    )
-    y_fwd, h_fwd, c_fwd = lstm(forward_params, inputs, initial_state=forward_state, key=forward_key, **common)
-    y_bwd, h_bwd, c_bwd = lstm(
-        backward_params, inputs, initial_state=backward_state, go_backwards=True, key=backward_key, **common
+        mask = _validate.mask(fn, mask, tuple(inputs.shape[:2]), options.time_major)
+    keys = [None, None]
+    if key is not None and (options.dropout > 0 or options.recurrent_dropout > 0):
+        keys = list(jax.random.split(key))
+    directions = (forward_params, "forward_params", False), (backward_params, "backward_params", True)
+    (y_fwd, h_fwd, c_fwd), (y_bwd, h_bwd, c_bwd) = (
+        _layer.run(fn, p, inputs, s, mask, k, options._replace(return_state=True, go_backwards=back), name=name)
+        for (p, name, back), s, k in zip(directions, states, keys)
     )
     output = _merge(
-        y_fwd,
-        y_bwd,
-        mask,
-        merge_mode=merge_mode,
-        return_sequences=bool(return_sequences),
-        time_major=bool(time_major),
+        y_fwd, y_bwd, mask,
+        merge_mode=merge_mode, return_sequences=options.return_sequences, time_major=options.time_major,
     )
-    if not return_state:
+    if not options.return_state:
         return output
     if merge_mode is None:
         return (*output, h_fwd, c_fwd, h_bwd, c_bwd)
@@ -198,9 +187,9 @@ def bidirectional(
 def _merge(
     y_fwd: jax.Array,
     y_bwd: jax.Array,
-    mask: Optional[jax.Array],
+    mask: jax.Array | None,
     *,
-    merge_mode: Optional[str],
+    merge_mode: str | None,
     return_sequences: bool,
     time_major: bool,
 ) -> Any:

@@ -1,24 +1,27 @@
 """One LSTM step as a pure function."""
 
-from typing import Callable, Optional
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
 
-from . import _dropout, _validate
-from ._params import LSTMParams, LSTMState, state_dtype
+from . import _validate
+from ._params import LSTMParams, LSTMState
 
 Activation = Callable[[jax.Array], jax.Array]
+State = TypeVar("State", LSTMState, tuple[jax.Array, jax.Array], list[jax.Array])  # the carry comes back as it came
 
 
 def lstm_cell(
     params: LSTMParams,
-    state: LSTMState,
+    state: State,
     x: jax.Array,
     *,
     activation: Activation = jnp.tanh,
     recurrent_activation: Activation = jax.nn.sigmoid,
-) -> tuple[LSTMState | tuple[jax.Array, jax.Array], jax.Array]:
+) -> tuple[State, jax.Array]:
     r"""Advances an LSTM by one time step.
 
     With :math:`\sigma` the ``recurrent_activation`` and :math:`\tanh` the
@@ -64,45 +67,59 @@ def lstm_cell(
     """
     params = _validate.params("lstm_cell", params)
     x = _validate.array("lstm_cell", "x", x, (None, params.input_dim))
-    container = type(state) if isinstance(state, (LSTMState, list)) else tuple
-    state = _validate.state("lstm_cell", "state", state, x.shape[0], params)
-    dtype = state_dtype(params.kernel.dtype)
-    x_proj = jnp.matmul(x.astype(params.kernel.dtype), params.kernel, preferred_element_type=dtype)
-    x_proj = x_proj + params.bias.astype(dtype)[None]
+    h, c = _validate.state("lstm_cell", "state", state, x.shape[0], params)
     activation = _validate.function("lstm_cell", "activation", activation)
     recurrent_activation = _validate.function("lstm_cell", "recurrent_activation", recurrent_activation)
-    (h, c), y = _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation)
-    return (LSTMState(h, c) if container is LSTMState else container((h, c))), y
+    # x W + b, then h R: the order of the loops in lstm, which project all inputs first.
+    x_proj = projection("batch", params.kernel, None, params.bias, h.dtype)(x, None)
+    z = x_proj + projection("batch", None, params.recurrent_kernel, None, h.dtype)(None, h)
+    h, c = gates(z, c, activation, recurrent_activation)
+    if isinstance(state, LSTMState):
+        return LSTMState(h, c), h
+    return ([h, c] if isinstance(state, list) else (h, c)), h
 
 
-def _step(
-    state: LSTMState,
-    x_proj: jax.Array,
-    recurrent_kernel: jax.Array,
-    activation: Activation,
-    recurrent_activation: Activation,
-    recurrent_mask: Optional[jax.Array] = None,
-) -> tuple[LSTMState, jax.Array]:
-    """The cell given its input projection ``x @ kernel + bias`` (batch, 4 * units).
+def projection(
+    layout: str,
+    kernel: jax.Array | None,
+    recurrent_kernel: jax.Array | None,
+    bias: jax.Array | None,
+    dtype,
+) -> Callable[[Any, Any], jax.Array]:
+    """The step's matmuls, ``project(x, h) = x W + h R + b``, in ``layout``; a None weight drops its term.
 
-    ``recurrent_mask`` (4, batch, units): Keras's per-gate recurrent dropout on ``h``.
-    The carry and ``x_proj`` have the state dtype; ``h`` enters the matmul in
-    the weights' dtype, which accumulates in the state dtype.
+    ``"batch"``: ``x`` ``(..., B, I)`` and ``h`` ``(..., B, H)`` give ``(..., B, 4H)``;
+    ``"stacked"``: the same as one matmul, ``[x, h] [W; R] + b`` (see :class:`~jlstm.Plan`);
+    ``"features"``: ``x`` ``(..., I, B)`` and ``h`` ``(..., H, B)`` give
+    ``W^T x + R^T h + b``, ``(..., 4H, B)``. Leading axes (time) may be present.
+    The operands are read in the weights' dtype and the products are summed in ``dtype``.
     """
-    h, c = state
-    if recurrent_mask is None:
-        hr = jnp.matmul(
-            h.astype(recurrent_kernel.dtype), recurrent_kernel, preferred_element_type=x_proj.dtype
-        )
-    else:
-        hr = _dropout.recurrent_projection(
-            h.astype(recurrent_kernel.dtype), recurrent_mask, recurrent_kernel, x_proj.dtype
-        )
-    h, c = _gates(x_proj + hr.astype(x_proj.dtype), c, activation, recurrent_activation)
-    return LSTMState(h, c), h
+    dot = functools.partial(jnp.matmul, preferred_element_type=dtype)
+    weights = next(w for w in (kernel, recurrent_kernel) if w is not None).dtype
+    features = layout == "features"
+    stacked = None
+    if layout == "stacked" and kernel is not None and recurrent_kernel is not None:
+        stacked = jnp.concatenate([kernel, recurrent_kernel])
+    if features:
+        kernel = None if kernel is None else kernel.T
+        recurrent_kernel = None if recurrent_kernel is None else recurrent_kernel.T
+
+    def project(x, h):
+        if stacked is not None:
+            terms = [dot(jnp.concatenate([x, h.astype(weights)], axis=-1), stacked)]
+        elif features:
+            terms = [dot(w, v.astype(weights)) for w, v in ((kernel, x), (recurrent_kernel, h)) if w is not None]
+        else:
+            terms = [dot(v.astype(weights), w) for v, w in ((x, kernel), (h, recurrent_kernel)) if w is not None]
+        if bias is not None:
+            shape = (1,) * (terms[0].ndim - 2) + ((-1, 1) if features else (1, -1))
+            terms.append(bias.astype(dtype).reshape(shape))
+        return functools.reduce(jnp.add, terms)
+
+    return project
 
 
-def _gates(
+def gates(
     z: jax.Array, c: jax.Array, activation: Activation, recurrent_activation: Activation, axis: int = -1
 ) -> tuple[jax.Array, jax.Array]:
     """The step after its matmuls: ``z`` (batch, 4 * units) is ``x W + h R + b``; returns ``(h', c')``.
@@ -113,3 +130,13 @@ def _gates(
     c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
     h = recurrent_activation(o) * activation(c)
     return h, c
+
+
+def masked(m: jax.Array, new: Sequence[jax.Array], old: Sequence[jax.Array], axis: int = -1) -> tuple:
+    """Keras's mask rule for one step: each row whose mask ``m`` ``(B,)`` is False keeps its ``old`` values.
+
+    ``new`` and ``old`` are matching arrays with the batch on the axis other
+    than ``axis`` (the features' axis, as in :func:`gates`).
+    """
+    keep = m[:, None] if axis == -1 else m[None, :]
+    return tuple(jnp.where(keep, n, o) for n, o in zip(new, old))

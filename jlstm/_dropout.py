@@ -1,14 +1,17 @@
-"""Keras's LSTM dropout: masks drawn once per sequence and reused at every step."""
+"""Keras's LSTM dropout, all of it: the rates, the masks (drawn once per sequence, reused at every
+step), the inputs dropped before the loop, and the per-gate projections of the hoisted loop."""
 
 import math
 import numbers
-from typing import Any, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import _validate
+from ._cell import projection
 from ._params import LSTMParams
 
 
@@ -16,7 +19,7 @@ def rate(fn: str, name: str, value: Any) -> float:
     """A dropout rate: a real number in ``[0, 1)``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{fn}: {name} must be a float in [0, 1), got {type(value).__name__}")
-    if not 0.0 <= value < 1.0:
+    if not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{fn}: {name} must be a float in [0, 1), got {value!r}")
     return float(value)
 
@@ -44,7 +47,7 @@ def inverted_mask(key: jax.Array, rate: float, shape: tuple[int, ...], dtype) ->
 
 def masks(
     key: jax.Array, batch: int, input_dim: int, units: int, dropout: float, recurrent_dropout: float, dtype
-) -> tuple[Optional[jax.Array], Optional[jax.Array]]:
+) -> tuple[jax.Array | None, jax.Array | None]:
     """Keras 3's masks for one LSTM layer and one call, ``(input_mask, recurrent_mask)``.
 
     With ``recurrent_dropout == 0`` (Keras's implementation 2) one input mask
@@ -58,7 +61,8 @@ def masks(
     wanted = [((*gates, batch, input_dim), dropout), ((4, batch, units), recurrent_dropout)]
     sizes = [math.prod(shape) if rate > 0 else 0 for shape, rate in wanted]
     uniform = jax.random.uniform(key, (sum(sizes),))
-    out, start = [], 0
+    out: list[jax.Array | None] = []
+    start = 0
     for (shape, rate), size in zip(wanted, sizes):
         if size == 0:
             out.append(None)
@@ -69,23 +73,47 @@ def masks(
     return out[0], out[1]
 
 
-def input_projection(xs: jax.Array, input_mask: jax.Array, params: LSTMParams, dtype) -> jax.Array:
-    """``(xs * mask_g) @ kernel_g + bias`` for each gate g and all steps, (T, B, I) -> (T, B, 4H).
+def drop_inputs(key: jax.Array, xs: jax.Array, rate: float, dtype) -> jax.Array:
+    """Input dropout alone, Keras's implementation 2: one mask ``(B, I)`` for the four gates and every step.
 
-    ``input_mask`` is ``(4, B, I)``, one per gate (a mask shared by the gates
-    is applied to the inputs before any loop). The matmul accumulates in
-    ``dtype`` (the state dtype), as the plain projection does.
+    It is a product with the time-major inputs ``(T, B, I)`` before any loop,
+    so every recurrence runs it.
     """
-    bias = params.bias.astype(dtype)[None, None, :]
-    time, batch, input_dim = xs.shape
-    kernel = params.kernel.reshape(input_dim, 4, params.units)
-    z = jnp.einsum("tgbi,igh->tbgh", xs[:, None] * input_mask[None], kernel, preferred_element_type=dtype)
-    return z.reshape(time, batch, 4 * params.units) + bias
+    input_mask, _ = masks(key, xs.shape[1], xs.shape[2], 1, rate, 0.0, dtype)
+    return xs if input_mask is None else xs * input_mask[None]
 
 
-def recurrent_projection(h: jax.Array, recurrent_mask: jax.Array, recurrent_kernel: jax.Array, dtype) -> jax.Array:
-    """``(h * mask_g) @ recurrent_kernel_g`` for each gate g, (B, H) -> (B, 4H), accumulated in ``dtype``."""
-    units = h.shape[-1]
-    kernel = recurrent_kernel.reshape(units, 4, units)
-    z = jnp.einsum("gbh,hgk->bgk", h[None] * recurrent_mask, kernel, preferred_element_type=dtype)
-    return z.reshape(h.shape[0], 4 * units)
+def projections(
+    key: jax.Array | None, params: LSTMParams, batch: int, dropout: float, recurrent_dropout: float, dtype
+) -> tuple[Callable[[jax.Array], jax.Array], Callable[[jax.Array], jax.Array]]:
+    """The hoisted loop's two matmuls, ``xs -> X W + b`` ``(T, B, 4H)`` and ``h -> h R`` ``(B, 4H)``.
+
+    With a ``key`` they apply Keras's implementation 1: each gate g gets its
+    own input mask and its own mask on ``h`` (:func:`masks`), so that
+    ``z_g = (x * m_g) W_g + b_g + (h * n_g) R_g``. The matmuls accumulate in
+    ``dtype`` (the state dtype), as :func:`jlstm._cell.projection` does.
+    """
+    inputs = projection("batch", params.kernel, None, params.bias, dtype)
+    state = projection("batch", None, params.recurrent_kernel, None, dtype)
+    if key is None:
+        return (lambda xs: inputs(xs, None)), (lambda h: state(None, h))
+    input_dim, units = params.input_dim, params.units
+    input_mask, recurrent_mask = masks(key, batch, input_dim, units, dropout, recurrent_dropout, params.kernel.dtype)
+    kernel = params.kernel.reshape(input_dim, 4, units)
+    recurrent_kernel = params.recurrent_kernel.reshape(units, 4, units)
+    bias = params.bias.astype(dtype)
+
+    def project_inputs(xs):  # (T, B, I) -> (T, B, 4H)
+        if input_mask is None:
+            return inputs(xs, None)
+        z = jnp.einsum("tgbi,igh->tbgh", xs[:, None] * input_mask[None], kernel, preferred_element_type=dtype)
+        return z.reshape(*xs.shape[:2], 4 * units) + bias[None, None]
+
+    def project_state(h):  # (B, H) -> (B, 4H)
+        if recurrent_mask is None:
+            return state(None, h)
+        masked = h.astype(recurrent_kernel.dtype)[None] * recurrent_mask
+        z = jnp.einsum("gbh,hgk->bgk", masked, recurrent_kernel, preferred_element_type=dtype)
+        return z.reshape(h.shape[0], 4 * units)
+
+    return project_inputs, project_state

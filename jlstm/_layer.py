@@ -1,13 +1,15 @@
 """The LSTM layer: validation, Keras's flags and layouts around one loop over the cell (``_recurrence``)."""
 
 import functools
-from typing import Any, Optional, Union
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from . import _dropout, _plan, _recurrence, _validate
+from . import _dropout, _options, _plan, _recurrence, _validate
 from ._cell import Activation
+from ._options import Options
 from ._params import LSTMParams, LSTMState, state_dtype
 from ._plan import Plan
 
@@ -16,8 +18,8 @@ def lstm(
     params: LSTMParams,
     inputs: jax.Array,
     *,
-    initial_state: Optional[tuple[jax.Array, jax.Array]] = None,
-    mask: Optional[jax.Array] = None,
+    initial_state: tuple[jax.Array, jax.Array] | None = None,
+    mask: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: bool = False,
     go_backwards: bool = False,
@@ -28,9 +30,9 @@ def lstm(
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     training: bool = False,
-    key: Optional[jax.Array] = None,
-    remat_chunk: Optional[int] = None,
-    recurrence: Union[str, Plan] = "auto",
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
 ) -> Any:
     r"""Runs an LSTM over a sequence, with the flags and results of ``keras.layers.LSTM``.
 
@@ -164,13 +166,32 @@ def lstm(
       >>> seq.shape, h.shape, c.shape, bool((seq[:, -1] == h).all())
       ((1, 3, 1), (1, 1), (1, 1), True)
     """
-    fn = "lstm"
-    params = _validate.params(fn, params)
-    time_major = _validate.flag(fn, "time_major", time_major)
-    names = ("time", "batch", "input_dim") if time_major else ("batch", "time", "input_dim")
+    options = _options.check("lstm", locals())
+    return run("lstm", params, inputs, initial_state, mask, key, options)
+
+
+def run(
+    fn: str,
+    params: LSTMParams,
+    inputs: jax.Array,
+    initial_state: Sequence[jax.Array] | None,
+    mask: jax.Array | None,
+    key: jax.Array | None,
+    options: Options,
+    *,
+    name: str = "params",
+) -> Any:
+    """:func:`lstm` with checked ``options``: checks the arrays under ``fn``'s name and runs the layer.
+
+    ``name`` is the argument that holds ``params`` in ``fn``'s signature.
+    The plan is resolved here, outside ``jax.jit``, so that a plan that
+    :func:`jlstm.tune` records takes effect at the next call (it is part of
+    the static ``options``).
+    """
+    params = _validate.params(fn, params, name)
+    names = ("time", "batch", "input_dim") if options.time_major else ("batch", "time", "input_dim")
     inputs = _validate.array(fn, "inputs", inputs, (None, None, params.input_dim), names)
-    time_axis, batch_axis = (0, 1) if time_major else (1, 0)
-    batch, time = inputs.shape[batch_axis], inputs.shape[time_axis]
+    time, batch = inputs.shape[:2] if options.time_major else inputs.shape[1::-1]
     if batch == 0 or time == 0:
         raise ValueError(
             f"{fn}: inputs must have at least one batch row and one time step, got shape {tuple(inputs.shape)}"
@@ -178,127 +199,64 @@ def lstm(
     if initial_state is not None:
         initial_state = _validate.state(fn, "initial_state", initial_state, batch, params)
     if mask is not None:
-        mask = _validate.mask(fn, mask, inputs.shape[:2], time_major)
-    with_dropout = _dropout.check(fn, dropout, recurrent_dropout, training, key)
-    unroll = _validate.unroll(fn, unroll)
-    remat_chunk = _validate.optional_positive_int(fn, "remat_chunk", remat_chunk)
-    plan = _plan_for(
-        fn, _recurrence.check(fn, recurrence), unroll, params, inputs, time_major,
-        plain=remat_chunk is None and not (with_dropout and recurrent_dropout > 0),
-    )
-    return _lstm(
-        params,
-        inputs.astype(params.kernel.dtype),
-        initial_state,
-        mask,
-        key if with_dropout else None,
-        return_sequences=_validate.flag(fn, "return_sequences", return_sequences),
-        return_state=_validate.flag(fn, "return_state", return_state),
-        go_backwards=_validate.flag(fn, "go_backwards", go_backwards),
-        time_major=time_major,
-        activation=_validate.function(fn, "activation", activation),
-        recurrent_activation=_validate.function(fn, "recurrent_activation", recurrent_activation),
-        unroll=unroll,
-        remat_chunk=remat_chunk,
-        dropout=float(dropout) if with_dropout else 0.0,
-        recurrent_dropout=float(recurrent_dropout) if with_dropout else 0.0,
-        recurrence=plan,
-    )
+        mask = _validate.mask(fn, mask, inputs.shape[:2], options.time_major)
+    dropout = options.dropout > 0 or options.recurrent_dropout > 0
+    options = options._replace(recurrence=_plan_for(fn, options, params, inputs))
+    return _lstm(params, inputs.astype(params.kernel.dtype), initial_state, mask, key if dropout else None, options)
 
 
-def check_loop_options(fn, activation, recurrent_activation, unroll, remat_chunk, recurrence):
-    """The options every layer passes on to :func:`lstm`, checked under ``fn``'s name."""
-    return (
-        _validate.function(fn, "activation", activation),
-        _validate.function(fn, "recurrent_activation", recurrent_activation),
-        _validate.unroll(fn, unroll),
-        _validate.optional_positive_int(fn, "remat_chunk", remat_chunk),
-        _recurrence.check(fn, recurrence),
-    )
-
-
-def _plan_for(fn, recurrence, unroll, params, inputs, time_major, *, plain):
-    """``"scan"`` or the :class:`Plan` to run, chosen outside ``jax.jit`` so that a plan recorded by
-    :func:`jlstm.tune` takes effect at the next call (the plan is a static argument)."""
+def _plan_for(fn: str, options: Options, params: LSTMParams, inputs: jax.Array) -> str | Plan:
+    """``"scan"`` or the :class:`Plan` that runs ``options``' recurrence on these shapes."""
+    recurrence, unroll = options.recurrence, options.unroll
     if isinstance(recurrence, Plan) and unroll != 1:
         raise ValueError(f"{fn}: with recurrence=Plan(...), give unroll in the plan, got unroll={unroll!r}")
-    problem = _plan.problem(inputs, params.units, params.kernel.dtype, time_major=time_major)
+    problem = _plan.problem(inputs, params.units, params.kernel.dtype, time_major=options.time_major)
+    plain = options.remat_chunk is None and options.recurrent_dropout == 0
     plan = _plan.resolve(fn, recurrence, problem, plain=plain)
     if plan == "scan" or isinstance(recurrence, Plan) or unroll == 1:
         return plan
     return plan._replace(unroll=problem.time if unroll is True else max(int(unroll), 1))
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=(
-        "return_sequences",
-        "return_state",
-        "go_backwards",
-        "time_major",
-        "activation",
-        "recurrent_activation",
-        "unroll",
-        "remat_chunk",
-        "dropout",
-        "recurrent_dropout",
-        "recurrence",
-    ),
-)
+@functools.partial(jax.jit, static_argnums=5)
 def _lstm(
     params: LSTMParams,
     inputs: jax.Array,
-    initial_state: Optional[LSTMState],
-    mask: Optional[jax.Array],
-    key: Optional[jax.Array],
-    *,
-    return_sequences: bool,
-    return_state: bool,
-    go_backwards: bool,
-    time_major: bool,
-    activation: Activation,
-    recurrent_activation: Activation,
-    unroll: int | bool,
-    remat_chunk: Optional[int],
-    dropout: float,
-    recurrent_dropout: float,
-    recurrence: Union[str, Plan],
+    initial_state: LSTMState | None,
+    mask: jax.Array | None,
+    key: jax.Array | None,
+    options: Options,
 ):
-    xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)  # (T, B, I)
+    xs = inputs if options.time_major else jnp.swapaxes(inputs, 0, 1)  # (T, B, I)
     batch, units, dtype = xs.shape[1], params.units, state_dtype(params.kernel.dtype)
     if initial_state is None:
         # Zeros laid out like the inputs' batch axis, so that the carry has one type under explicit sharding.
         zeros = jnp.broadcast_to(jnp.zeros_like(xs[0, :, :1], dtype=dtype), (batch, units))
         initial_state = LSTMState(zeros, zeros)
-    ms = None if mask is None else (mask if time_major else mask.T)  # (T, B)
-    if go_backwards:
+    ms = None if mask is None else (mask if options.time_major else mask.T)  # (T, B)
+    if options.go_backwards:
         xs = xs[::-1]
         ms = None if ms is None else ms[::-1]
     if ms is not None:
         xs = jnp.where(ms[:, :, None], xs, 0)  # a NaN in a masked step stays out of the gradients
-    if key is not None and recurrent_dropout == 0:
-        # Input dropout alone is Keras's implementation 2: one mask for the four gates and every step, a
-        # product with the inputs before the loop, which every recurrence then runs. Recurrent dropout
-        # (a mask per gate, on h inside the step) is left to the scan.
-        input_mask, _ = _dropout.masks(key, batch, xs.shape[2], units, dropout, 0.0, params.kernel.dtype)
-        xs, key = xs * input_mask[None], None
-    if recurrence == "scan":
-        state, last, ys = _recurrence.scan(
-            params, xs, initial_state, ms, key, activation, recurrent_activation,
-            return_sequences=return_sequences, unroll=unroll, remat_chunk=remat_chunk,
-            dropout=dropout, recurrent_dropout=recurrent_dropout,
-        )
-    else:
+    if key is not None and options.recurrent_dropout == 0:  # runs before any loop, so every recurrence has it
+        xs, key = _dropout.drop_inputs(key, xs, options.dropout, params.kernel.dtype), None
+    if isinstance(options.recurrence, Plan):
         state, last, ys = _recurrence.run(
-            recurrence, params, xs, initial_state, ms,
-            activation=activation, recurrent_activation=recurrent_activation,
+            options.recurrence, params, xs, initial_state, ms,
+            activation=options.activation, recurrent_activation=options.recurrent_activation,
+        )
+    else:  # "scan"
+        state, last, ys = _recurrence.scan(
+            params, xs, initial_state, ms, key, options.activation, options.recurrent_activation,
+            return_sequences=options.return_sequences, unroll=options.unroll, remat_chunk=options.remat_chunk,
+            dropout=options.dropout, recurrent_dropout=options.recurrent_dropout,
         )
 
-    if return_sequences:
-        output = ys if time_major else jnp.swapaxes(ys, 0, 1)
+    if options.return_sequences:
+        output = ys if options.time_major else jnp.swapaxes(ys, 0, 1)
     else:
         output = last
-    if return_state:
+    if options.return_state:
         return output, state.h, state.c
     return output
-

@@ -29,14 +29,13 @@ and mask semantics); ``tests/test_recurrence.py`` checks each against Keras.
 """
 
 import functools
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from . import _dropout, _plan, _remat, _validate
-from ._cell import Activation, _gates, _step
+from ._cell import Activation, gates, masked, projection
 from ._params import LSTMParams, LSTMState
 from ._plan import Plan
 
@@ -55,7 +54,7 @@ def run(
     params: LSTMParams,
     xs: jax.Array,
     initial_state: LSTMState,
-    ms: Optional[jax.Array],
+    ms: jax.Array | None,
     *,
     activation: Activation,
     recurrent_activation: Activation,
@@ -87,74 +86,38 @@ def _elementwise(activation, recurrent_activation, axis, z, h, c, y, m):
     ``z`` ``(B, 4H)`` is ``x W + h R + b``; ``y`` is the previous output and
     ``m`` the step's mask ``(B,)`` (both None without a mask). With
     ``axis=0`` every array has its features first: ``z`` ``(4H, B)``, the
-    state ``(H, B)``. Returns ``(h', c', y')``.
+    state ``(H, B)``. Returns ``(h', c', y')``, ``y'`` None without a mask.
     """
-    h_new, c_new = _gates(z, c, activation, recurrent_activation, axis)
+    h_new, c_new = gates(z, c, activation, recurrent_activation, axis)
     if m is None:
         return h_new, c_new, None
-    keep = m[:, None] if axis == -1 else m[None, :]
-    return jnp.where(keep, h_new, h), jnp.where(keep, c_new, c), jnp.where(keep, h_new, y)
-
-
-def _projection(layout, kernel, recurrent_kernel, bias, dtype):
-    """The step's matmuls, ``x W + h R + b``, in ``layout``; a None weight drops its term.
-
-    ``"batch"``: ``x`` ``(..., B, I)`` and ``h`` ``(..., B, H)`` give ``(..., B, 4H)``;
-    ``"stacked"``: the same as one matmul, ``[x, h] [W; R] + b`` (see :class:`~jlstm.Plan`);
-    ``"features"``: ``x`` ``(..., I, B)`` and ``h`` ``(..., H, B)`` give
-    ``W^T x + R^T h + b``, ``(..., 4H, B)``. Leading axes (time) may be present.
-    The operands are read in the weights' dtype and the products are summed in ``dtype``.
-    """
-    dot = functools.partial(jnp.matmul, preferred_element_type=dtype)
-    weights = (kernel if kernel is not None else recurrent_kernel).dtype
-    features = layout == "features"
-    if layout == "stacked" and kernel is not None and recurrent_kernel is not None:
-        stacked = jnp.concatenate([kernel, recurrent_kernel])
-    else:
-        stacked = None
-    if features:
-        kernel_t = None if kernel is None else kernel.T
-        recurrent_kernel_t = None if recurrent_kernel is None else recurrent_kernel.T
-
-    def project(x, h):
-        if stacked is not None:
-            terms = [dot(jnp.concatenate([x, h.astype(weights)], axis=-1), stacked)]
-        elif features:
-            terms = [dot(w, v.astype(weights)) for w, v in ((kernel_t, x), (recurrent_kernel_t, h)) if w is not None]
-        else:
-            terms = [dot(v.astype(weights), w) for v, w in ((x, kernel), (h, recurrent_kernel)) if w is not None]
-        if bias is not None:
-            shape = (1,) * (x.ndim - 2) + ((-1, 1) if features else (1, -1))
-            terms.append(bias.astype(dtype).reshape(shape))
-        return functools.reduce(jnp.add, terms)
-
-    return project
+    return masked(m, (h_new, c_new, h_new), (h, c, y), axis)
 
 
 def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
     """The forward scan; also returns what the tangent needs.
 
-    ``how`` is ``(layout, projection)``: ``layout`` one of :func:`_projection`'s
+    ``how`` is ``(layout, where)``: ``layout`` one of :func:`~jlstm._cell.projection`'s
     (with ``"features"``, ``xs`` is ``(T, I, B)`` and the state ``(H, B)``);
-    ``projection`` ``"step"`` (``x_t W`` in each step) or ``"hoisted"``
+    ``where`` ``"step"`` (``x_t W`` in each step) or ``"hoisted"``
     (``X W + b`` for all steps before the loop). Returns
     ``((ys, h, c, last), (zs, hs, cs))``: the outputs, then each step's ``z``
     and the ``(h, c)`` it started from.
     """
-    layout, projection = how
+    layout, where = how
     masked = ms is not None
     # The dtype policy (see lstm): operands in the weights' dtype, products and state in h0's dtype.
-    if projection == "hoisted":  # (T, B, 4H), or (T, 4H, B) features first
+    if where == "hoisted":  # (T, B, 4H), or (T, 4H, B) features first
         if layout == "features":  # formed batch first: XLA's CPU dot has no 16-bit form of the other
-            xs = jnp.swapaxes(_projection("batch", kernel, None, bias, h0.dtype)(jnp.swapaxes(xs, 1, 2), None), 1, 2)
+            xs = jnp.swapaxes(projection("batch", kernel, None, bias, h0.dtype)(jnp.swapaxes(xs, 1, 2), None), 1, 2)
         else:
-            xs = _projection(layout, kernel, None, bias, h0.dtype)(xs, None)
-        recurrent = _projection(layout, None, recurrent_kernel, None, h0.dtype)
+            xs = projection(layout, kernel, None, bias, h0.dtype)(xs, None)
+        recurrent = projection(layout, None, recurrent_kernel, None, h0.dtype)
 
         def project(xw, h):
             return xw + recurrent(None, h)
     else:
-        project = _projection(layout, kernel, recurrent_kernel, bias, h0.dtype)
+        project = projection(layout, kernel, recurrent_kernel, bias, h0.dtype)
 
     def body(carry, inputs):
         h, c, y = carry
@@ -184,7 +147,7 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     linear map, which is rematerialised from the saved ``z_t``
     (``jax.checkpoint``) rather than stored. Symbolic-zero tangents add no term.
     """
-    kernel, recurrent_kernel, bias, xs, h0, c0, ms = primals
+    kernel, recurrent_kernel, _, xs, h0, c0, ms = primals
     dkernel, drecurrent, dbias, dxs, dh0, dc0, _ = (None if _zero(t) else t for t in tangents)
     layout = how[0]
     outputs, (zs, hs, cs) = _forward(elementwise, scan, how, *primals)
@@ -215,9 +178,9 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
 
     terms = []
     if dkernel is not None or drecurrent is not None:
-        terms.append(unflat(_projection(whole, dkernel, drecurrent, None, dtype)(flat(xs), flat(hs))))
+        terms.append(unflat(projection(whole, dkernel, drecurrent, None, dtype)(flat(xs), flat(hs))))
     if dxs is not None:
-        terms.append(unflat(_projection(whole, kernel, None, None, dtype)(flat(dxs), None)))
+        terms.append(unflat(projection(whole, kernel, None, None, dtype)(flat(dxs), None)))
     bias_term = None
     if dbias is not None:
         bias_term = dbias.astype(dtype).reshape((-1, 1) if features else (1, -1))
@@ -290,12 +253,12 @@ def _chained_scan(body, carry, xs, *, chains: int, unroll: int | bool, reverse: 
         return jax.lax.scan(body, carry, xs, reverse=reverse, unroll=unroll)
     batch = jax.tree.leaves(carry)[0].shape[0]  # a multiple of chains
     size = batch // chains
-    carries = tuple(jax.tree.map(lambda a: a[k * size : (k + 1) * size], carry) for k in range(chains))
+    carries = tuple(jax.tree.map(lambda a, k=k: a[k * size : (k + 1) * size], carry) for k in range(chains))
     # Each step reads its slices from one (chains, size, ...) block and writes one: no strided copies.
     xs_split = jax.tree.map(lambda a: a.reshape(a.shape[0], chains, size, *a.shape[2:]), xs)
 
     def bodies(carries, xs_t):
-        xs_parts = [jax.tree.map(lambda a: a[k], xs_t) for k in range(chains)]
+        xs_parts = [jax.tree.map(lambda a, k=k: a[k], xs_t) for k in range(chains)]
         results = [body(c, x) for c, x in zip(carries, xs_parts)]
         return tuple(r[0] for r in results), jax.tree.map(lambda *y: jnp.stack(y), *(r[1] for r in results))
 
@@ -313,42 +276,21 @@ def scan(
     ``xs`` ``(T, B, I)`` and ``ms`` ``(T, B)`` (or None) are time-major, in
     processing order. Returns ``(final state, last output, outputs or None)``.
     """
-    batch, units, dtype = xs.shape[1], params.units, initial_state.h.dtype
-    input_mask = recurrent_mask = None
-    if key is not None:
-        input_mask, recurrent_mask = _dropout.masks(
-            key, batch, xs.shape[2], units, dropout, recurrent_dropout, params.kernel.dtype
-        )
+    h0, c0 = initial_state
+    project, recurrent = _dropout.projections(key, params, xs.shape[1], dropout, recurrent_dropout, h0.dtype)
+    elementwise = functools.partial(_elementwise, activation, recurrent_activation, -1)
+    masked = ms is not None
 
-    def project(xs):  # (T, B, I) -> (T, B, 4H)
-        if input_mask is not None:
-            return _dropout.input_projection(xs, input_mask, params, dtype)
-        xs_proj = jnp.matmul(xs, params.kernel, preferred_element_type=dtype)
-        return xs_proj + params.bias.astype(dtype)[None, None]
+    def body(carry, inputs):
+        h, c, y = carry
+        x_proj, m = inputs if masked else (inputs, None)
+        h, c, y = elementwise(x_proj + recurrent(h), h, c, y, m)
+        y = h if y is None else y
+        return (h, c, y if masked else None), (y if return_sequences else None)
 
-    scan = functools.partial(_remat.scan, unroll=unroll, remat_chunk=remat_chunk)
-
-    def step(state, x_proj):
-        return _step(state, x_proj, params.recurrent_kernel, activation, recurrent_activation, recurrent_mask)
-
-    if ms is None:
-        def body(state, x_proj):
-            state, y = step(state, x_proj)
-            return state, (y if return_sequences else None)
-
-        state, ys = scan(body, initial_state, xs, prepare=project)
-        return state, state.h, ys
-
-    def body(carry, x_proj_and_mask):
-        state, y_prev = carry
-        x_proj, m = x_proj_and_mask
-        new_state, y = step(state, x_proj)
-        keep = m[:, None]
-        state = LSTMState(*(jnp.where(keep, new, old) for new, old in zip(new_state, state)))
-        y = jnp.where(keep, y, y_prev)
-        return (state, y), (y if return_sequences else None)
-
-    y0 = jnp.zeros_like(initial_state.h)
-    prepare = lambda x_and_mask: (project(x_and_mask[0]), x_and_mask[1])  # noqa: E731
-    (state, last), ys = scan(body, (initial_state, y0), (xs, ms), prepare=prepare)
-    return state, last, ys
+    y0 = jnp.zeros_like(h0) if masked else None
+    prepare = (lambda inputs: (project(inputs[0]), inputs[1])) if masked else project
+    (h, c, y), ys = _remat.scan(
+        body, (h0, c0, y0), (xs, ms) if masked else xs, prepare=prepare, unroll=unroll, remat_chunk=remat_chunk
+    )
+    return LSTMState(h, c), (y if masked else h), ys

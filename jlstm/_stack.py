@@ -1,14 +1,13 @@
 """Stacked LSTMs, PyTorch's ``num_layers``: each layer's sequence is the next layer's input."""
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from . import _dropout, _validate
-from ._bidirectional import bidirectional as _bidirectional
+from . import _bidirectional, _dropout, _layer, _options, _validate
 from ._cell import Activation
-from ._layer import check_loop_options, lstm
 from ._params import LSTMParams, check_init, init_params
 
 
@@ -18,8 +17,8 @@ def stacked_lstm(
     *,
     bidirectional: bool = False,
     merge_mode: str = "concat",
-    initial_state: Optional[tuple[jax.Array, jax.Array]] = None,
-    mask: Optional[jax.Array] = None,
+    initial_state: tuple[jax.Array, jax.Array] | None = None,
+    mask: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: bool = False,
     time_major: bool = False,
@@ -30,8 +29,8 @@ def stacked_lstm(
     recurrent_dropout: float = 0.0,
     inter_layer_dropout: float = 0.0,
     training: bool = False,
-    key: Optional[jax.Array] = None,
-    remat_chunk: Optional[int] = None,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
     recurrence: str = "auto",
 ) -> Any:
     r"""Runs ``num_layers`` LSTMs (or bidirectional LSTMs) one on top of the other.
@@ -114,10 +113,57 @@ def stacked_lstm(
       ((2, 5, 8), (4, 2, 4), (4, 2, 4))
     """
     fn = "stacked_lstm"
-    return_sequences = _validate.flag(fn, "return_sequences", return_sequences)
-    return_state = _validate.flag(fn, "return_state", return_state)
-    time_major = _validate.flag(fn, "time_major", time_major)
+    options = _options.check(fn, locals())
     bidirectional = _validate.flag(fn, "bidirectional", bidirectional)
+    params_list, merge = _check_layers(fn, params_list, bidirectional, merge_mode)
+    directions = 2 if bidirectional else 1
+    num_layers = len(params_list) // directions
+    units = params_list[0].units
+    names = ("time", "batch", "input_dim") if options.time_major else ("batch", "time", "input_dim")
+    inputs = _validate.array(fn, "inputs", inputs, (None, None, params_list[0].input_dim), names)
+    states = None
+    if initial_state is not None:
+        shape = (num_layers * directions, inputs.shape[1 if options.time_major else 0], units)
+        spec = (shape, ("num_layers * num_directions", "batch", "units"))
+        states = _validate.arrays(fn, "initial_state", initial_state, "hc", [spec, spec], "a pair (h0, c0)")
+    inter_layer_dropout = _dropout.rate(fn, "inter_layer_dropout", inter_layer_dropout)
+    between = bool(training) and inter_layer_dropout > 0 and num_layers > 1
+    if between and key is None:
+        raise ValueError(
+            f"{fn}: training with inter_layer_dropout={inter_layer_dropout!r} needs a PRNG key, got key=None"
+        )
+    if between or options.dropout > 0 or options.recurrent_dropout > 0:
+        keys = list(jax.random.split(_validate.key(fn, key), num_layers))
+    else:
+        keys = [None] * num_layers
+
+    x, hs, cs = inputs, [], []
+    for layer in range(num_layers):
+        last = layer == num_layers - 1
+        layer_key = between_key = keys[layer]
+        if layer_key is not None:
+            layer_key, between_key = jax.random.split(layer_key)
+        rows = range(layer * directions, (layer + 1) * directions)  # PyTorch's order: h_n[l * D + d]
+        state = None if states is None else [s[row] for row in rows for s in states]  # [h, c] per direction
+        layer_options = options._replace(return_sequences=options.return_sequences or not last, return_state=True)
+        if bidirectional:
+            forward, backward = (params_list[row] for row in rows)
+            x, *layer_state = _bidirectional.run(fn, forward, backward, x, merge, state, mask, layer_key, layer_options)
+        else:
+            x, *layer_state = _layer.run(fn, params_list[layer], x, state, mask, layer_key, layer_options)
+        hs += layer_state[0::2]
+        cs += layer_state[1::2]
+        if between and not last:
+            x = x * _dropout.inverted_mask(between_key, inter_layer_dropout, x.shape, x.dtype)
+    if options.return_state:
+        return x, jnp.stack(hs), jnp.stack(cs)
+    return x
+
+
+def _check_layers(
+    fn: str, params_list: Any, bidirectional: bool, merge_mode: Any
+) -> tuple[list[LSTMParams], str | None]:
+    """What the layers' own calls cannot check: the count, and that each layer fits the one below it."""
     if isinstance(params_list, LSTMParams) or not isinstance(params_list, (list, tuple)):
         got = type(params_list).__name__
         if isinstance(params_list, LSTMParams):
@@ -131,13 +177,10 @@ def stacked_lstm(
                if bidirectional else ", at least one")
             + f", got {len(params_list)}"
         )
-    if bidirectional:
-        merge_mode = _merge_mode(fn, merge_mode)
+    merge_mode = _merge_mode(fn, merge_mode) if bidirectional else None
     params_list = [_validate.params(fn, p, f"params_list[{i}]") for i, p in enumerate(params_list)]
     units = params_list[0].units
-    names = ("time", "batch", "input_dim") if time_major else ("batch", "time", "input_dim")
-    inputs = _validate.array(fn, "inputs", inputs, (None, None, params_list[0].input_dim), names)
-    layer_output = units * (2 if bidirectional and merge_mode == "concat" else 1)
+    layer_output = units * (2 if merge_mode == "concat" else 1)
     for i, p in enumerate(params_list):
         if p.units != units:
             raise ValueError(
@@ -151,86 +194,7 @@ def stacked_lstm(
                 f"{fn}: params_list[{i}].kernel must have shape ({expected}, {4 * units}) ({source}), "
                 f"got {tuple(p.kernel.shape)}"
             )
-    num_layers = len(params_list) // directions
-    batch = inputs.shape[1 if time_major else 0]
-    if initial_state is not None:
-        expected = f"{fn}: initial_state must be a pair (h0, c0)"
-        if not isinstance(initial_state, (tuple, list)):
-            got = type(initial_state).__name__
-            if hasattr(initial_state, "shape"):
-                got = f"one array of shape {tuple(initial_state.shape)}"
-            raise TypeError(f"{expected}, got {got}")
-        if len(initial_state) != 2:
-            got = f"a {type(initial_state).__name__} of length {len(initial_state)}"
-            raise ValueError(f"{expected}, got {got}")
-        rows = num_layers * directions
-        initial_state = [
-            _validate.array(
-                fn, f"initial_state[{i}] ({part})", v, (rows, batch, units),
-                ("num_layers * num_directions", "batch", "units"),
-            )
-            for i, (part, v) in enumerate(zip("hc", initial_state))
-        ]
-    if mask is not None:
-        mask = _validate.mask(fn, mask, tuple(inputs.shape[:2]), time_major)
-    activation, recurrent_activation, unroll, remat_chunk, recurrence = check_loop_options(
-        fn, activation, recurrent_activation, unroll, remat_chunk, recurrence
-    )
-    with_dropout = _dropout.check(fn, dropout, recurrent_dropout, training, key)
-    inter_layer_dropout = _dropout.rate(fn, "inter_layer_dropout", inter_layer_dropout)
-    between = bool(training) and inter_layer_dropout > 0 and num_layers > 1
-    if between and key is None:
-        raise ValueError(
-            f"{fn}: training with inter_layer_dropout={inter_layer_dropout!r} needs a PRNG key, got key=None"
-        )
-    with_dropout = with_dropout or between
-    keys = list(jax.random.split(key, num_layers)) if with_dropout else [None] * num_layers
-
-    common = dict(
-        mask=mask,
-        return_state=True,
-        time_major=time_major,
-        activation=activation,
-        recurrent_activation=recurrent_activation,
-        unroll=unroll,
-        dropout=dropout,
-        recurrent_dropout=recurrent_dropout,
-        training=training,
-        remat_chunk=remat_chunk,
-        recurrence=recurrence,
-    )
-    x, hs, cs = inputs, [], []
-    for layer in range(num_layers):
-        last = layer == num_layers - 1
-        layer_key = between_key = keys[layer]
-        if layer_key is not None:
-            layer_key, between_key = jax.random.split(layer_key)
-        rows = slice(layer * directions, (layer + 1) * directions)
-        state = None if initial_state is None else [s[rows] for s in initial_state]
-        sequences = bool(return_sequences) or not last
-        if bidirectional:
-            fwd, bwd = params_list[rows]
-            if state is not None:
-                state = (state[0][0], state[1][0], state[0][1], state[1][1])
-            x, h_fwd, c_fwd, h_bwd, c_bwd = _bidirectional(
-                fwd, bwd, x, merge_mode=merge_mode, initial_state=state, return_sequences=sequences,
-                key=layer_key, **common
-            )
-            hs += [h_fwd, h_bwd]
-            cs += [c_fwd, c_bwd]
-        else:
-            state = None if state is None else (state[0][0], state[1][0])
-            x, h, c = lstm(
-                params_list[layer], x, initial_state=state, return_sequences=sequences, key=layer_key,
-                **common,
-            )
-            hs.append(h)
-            cs.append(c)
-        if between and not last:
-            x = x * _dropout.inverted_mask(between_key, inter_layer_dropout, x.shape, x.dtype)
-    if return_state:
-        return x, jnp.stack(hs), jnp.stack(cs)
-    return x
+    return params_list, merge_mode
 
 
 def init_stacked_params(

@@ -9,7 +9,8 @@ the function, the argument as spelled in its signature, what was expected and
 what was received, so that nothing fails later inside XLA.
 """
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, overload
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +18,7 @@ import numpy as np
 
 from ._params import LSTMParams, LSTMState, state_dtype
 
-Dims = Sequence[Optional[int]]  # None where any size is accepted
+Dims = Sequence[int | None]  # None where any size is accepted
 
 
 def _fmt(dims: Dims, names: Sequence[str]) -> str:
@@ -85,18 +86,30 @@ def params(fn: str, value: Any, name: str = "params") -> LSTMParams:
     return LSTMParams(kernel, recurrent_kernel, bias)
 
 
-def state(fn: str, name: str, value: Any, batch: int, p: LSTMParams) -> LSTMState:
-    """Checks an ``(h, c)`` pair of ``(batch, units)`` arrays; casts them to the state dtype."""
-    expected = f"{fn}: {name} must be a pair (h, c) of (batch, units) arrays"
+def arrays(
+    fn: str, name: str, value: Any, labels: Sequence[str], specs: Sequence[tuple[Dims, Sequence[str]]], expected: str
+) -> list[jnp.ndarray]:
+    """A tuple or list of ``len(labels)`` floating arrays, item ``i`` with shape ``specs[i]`` ``(dims, names)``.
+
+    ``expected`` completes "``name`` must be ...", for the messages. Item
+    ``i`` is reported as ``name[i] (labels[i])``.
+    """
+    expected = f"{fn}: {name} must be {expected}"
     if not isinstance(value, (tuple, list)):
         got = f"one array of shape {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
         raise TypeError(f"{expected}, got {got}")
-    if len(value) != 2:
+    if len(value) != len(labels):
         raise ValueError(f"{expected}, got a {type(value).__name__} of length {len(value)}")
-    h, c = (
-        array(fn, f"{name}[{i}] ({part})", v, (batch, p.units), ("batch", "units"))
-        for i, (part, v) in enumerate(zip("hc", value))
-    )
+    return [
+        array(fn, f"{name}[{i}] ({label})", v, dims, names)
+        for i, (label, v, (dims, names)) in enumerate(zip(labels, value, specs))
+    ]
+
+
+def state(fn: str, name: str, value: Any, batch: int, p: LSTMParams) -> LSTMState:
+    """Checks an ``(h, c)`` pair of ``(batch, units)`` arrays; casts them to the state dtype."""
+    spec = ((batch, p.units), ("batch", "units"))
+    h, c = arrays(fn, name, value, ("h", "c"), [spec, spec], "a pair (h, c) of (batch, units) arrays")
     dtype = state_dtype(p.kernel.dtype)
     return LSTMState(h.astype(dtype), c.astype(dtype))
 
@@ -114,7 +127,7 @@ def key(fn: str, value: Any, name: str = "key") -> jnp.ndarray:
     return value
 
 
-def floating_dtype(fn: str, name: str, value: Any, *, or_none: bool = False) -> Optional[np.dtype]:
+def floating_dtype(fn: str, name: str, value: Any, *, or_none: bool = False) -> np.dtype | None:
     """A floating dtype, given as a dtype, a scalar type or its name (``jnp.float32``, ``"bfloat16"``)."""
     if or_none and value is None:
         return None
@@ -128,7 +141,7 @@ def floating_dtype(fn: str, name: str, value: Any, *, or_none: bool = False) -> 
     return dtype
 
 
-def mask(fn: str, value: Any, shape: tuple[int, int], time_major: bool) -> jnp.ndarray:
+def mask(fn: str, value: Any, shape: tuple[int, ...], time_major: bool) -> jnp.ndarray:
     """A boolean mask of the inputs' (batch, time) or (time, batch) layout."""
     value = as_array(fn, "mask", value)
     names = ("time", "batch") if time_major else ("batch", "time")
@@ -162,7 +175,7 @@ def positive_int(fn: str, name: str, value: Any, *, or_none: bool = False) -> in
     return int(value)
 
 
-def optional_positive_int(fn: str, name: str, value: Any) -> Optional[int]:
+def optional_positive_int(fn: str, name: str, value: Any) -> int | None:
     return None if value is None else positive_int(fn, name, value, or_none=True)
 
 
@@ -177,7 +190,11 @@ def flag(fn: str, name: str, value: Any) -> bool:
     raise TypeError(f"{fn}: {name} must be a Python bool (a static flag), got {value!r:.60}")
 
 
-def choice(fn: str, name: str, value: Any, options: Sequence[Optional[str]]) -> Optional[str]:
+@overload
+def choice(fn: str, name: str, value: Any, options: Sequence[str]) -> str: ...
+@overload
+def choice(fn: str, name: str, value: Any, options: Sequence[str | None]) -> str | None: ...
+def choice(fn: str, name: str, value: Any, options: Sequence[str | None]) -> str | None:
     """One of ``options`` (strings, and None where None is one of them)."""
     names = [repr(o) for o in options]
     expected = f"{fn}: {name} must be one of {', '.join(names[:-1])} or {names[-1]}"

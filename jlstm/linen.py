@@ -5,14 +5,15 @@ the pure function, so a linen module and the pure call with the same parameters
 give the same numbers.
 """
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from . import _options, _validate
 from ._bidirectional import bidirectional
-from . import _validate
 from ._flax_init import check_config, half_safe, in_dtype, input_features, keras_bias
 from ._layer import lstm
 from ._params import LSTMParams
@@ -30,7 +31,7 @@ class _Config(nn.Module):
     activation: Callable[[jax.Array], jax.Array] = jnp.tanh
     recurrent_activation: Callable[[jax.Array], jax.Array] = jax.nn.sigmoid
     unroll: int | bool = 1
-    remat_chunk: Optional[int] = None
+    remat_chunk: int | None = None
     recurrence: str = "auto"
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
@@ -39,15 +40,6 @@ class _Config(nn.Module):
     dtype: Any = None
     kernel_init: Initializer = jax.nn.initializers.glorot_uniform()
     recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal()
-
-    def _declare(self, input_dim: int) -> LSTMParams:
-        """Declares ``kernel``, ``recurrent_kernel`` and ``bias`` in this module's scope."""
-        units, dtype = self.units, self.param_dtype
-        return LSTMParams(
-            self.param("kernel", half_safe(self.kernel_init), (input_dim, 4 * units), dtype),
-            self.param("recurrent_kernel", half_safe(self.recurrent_kernel_init), (units, 4 * units), dtype),
-            self.param("bias", keras_bias(units, self.unit_forget_bias), (4 * units,), dtype),
-        )
 
     def _input_dim(self, inputs: Any) -> int:
         """Checks the module's own options and ``inputs``; the input features."""
@@ -61,27 +53,22 @@ class _Config(nn.Module):
         )
         return input_features(cls, inputs)
 
-    def _dropout(self, deterministic: bool) -> dict:
+    def _call_options(self, deterministic: bool) -> dict[str, Any]:
+        """The keyword arguments of the pure function: the options, ``training`` and the dropout ``key``."""
         deterministic = _validate.flag(type(self).__name__, "deterministic", deterministic)
         training = not deterministic and (self.dropout > 0 or self.recurrent_dropout > 0)
-        return dict(
-            dropout=self.dropout,
-            recurrent_dropout=self.recurrent_dropout,
-            training=training,
-            key=self.make_rng("dropout") if training else None,
-        )
+        key = self.make_rng("dropout") if training else None
+        return dict(_options.attributes(self), training=training, key=key)
 
-    def _flags(self) -> dict:
-        return dict(
-            return_sequences=self.return_sequences,
-            return_state=self.return_state,
-            time_major=self.time_major,
-            activation=self.activation,
-            recurrent_activation=self.recurrent_activation,
-            unroll=self.unroll,
-            remat_chunk=self.remat_chunk,
-            recurrence=self.recurrence,
-        )
+
+def _declare(module: Any, input_dim: int) -> LSTMParams:
+    """Declares ``kernel``, ``recurrent_kernel`` and ``bias`` in ``module``'s scope, from its init fields."""
+    units, dtype = module.units, module.param_dtype
+    return LSTMParams(
+        module.param("kernel", half_safe(module.kernel_init), (input_dim, 4 * units), dtype),
+        module.param("recurrent_kernel", half_safe(module.recurrent_kernel_init), (units, 4 * units), dtype),
+        module.param("bias", keras_bias(units, module.unit_forget_bias), (4 * units,), dtype),
+    )
 
 
 class LSTM(_Config):
@@ -142,29 +129,27 @@ class LSTM(_Config):
     def __call__(
         self,
         inputs: jax.Array,
-        initial_state: Optional[tuple[jax.Array, jax.Array]] = None,
-        mask: Optional[jax.Array] = None,
+        initial_state: tuple[jax.Array, jax.Array] | None = None,
+        mask: jax.Array | None = None,
         *,
         deterministic: bool = True,
     ) -> Any:
-        params = in_dtype("LSTM", self._declare(self._input_dim(inputs)), self.dtype)
-        return lstm(
-            params,
-            inputs,
-            initial_state=initial_state,
-            mask=mask,
-            go_backwards=self.go_backwards,
-            **self._flags(),
-            **self._dropout(deterministic),
-        )
+        params = in_dtype("LSTM", _declare(self, self._input_dim(inputs)), self.dtype)
+        return lstm(params, inputs, initial_state=initial_state, mask=mask, **self._call_options(deterministic))
 
 
-class _Params(_Config):
+class _Weights(nn.Module):
     """Only the parameters of one direction, as a submodule of :class:`Bidirectional`."""
+
+    units: int
+    unit_forget_bias: bool
+    param_dtype: Any
+    kernel_init: Initializer
+    recurrent_kernel_init: Initializer
 
     @nn.compact
     def __call__(self, input_dim: int) -> LSTMParams:
-        return self._declare(input_dim)
+        return _declare(self, input_dim)
 
 
 class Bidirectional(_Config):
@@ -190,27 +175,27 @@ class Bidirectional(_Config):
       (['backward', 'forward'], (2, 5, 4))
     """
 
-    merge_mode: Optional[str] = "concat"
+    merge_mode: str | None = "concat"
 
     @nn.compact
     def __call__(
         self,
         inputs: jax.Array,
-        initial_state: Optional[tuple[jax.Array, ...]] = None,
-        mask: Optional[jax.Array] = None,
+        initial_state: tuple[jax.Array, ...] | None = None,
+        mask: jax.Array | None = None,
         *,
         deterministic: bool = True,
     ) -> Any:
         input_dim = self._input_dim(inputs)
-        init = dict(
-            units=self.units,
-            unit_forget_bias=self.unit_forget_bias,
-            param_dtype=self.param_dtype,
-            kernel_init=self.kernel_init,
-            recurrent_kernel_init=self.recurrent_kernel_init,
-        )
-        forward = _Params(**init, name="forward")(input_dim)
-        backward = _Params(**init, name="backward")(input_dim)
+        init = {
+            "units": self.units,
+            "unit_forget_bias": self.unit_forget_bias,
+            "param_dtype": self.param_dtype,
+            "kernel_init": self.kernel_init,
+            "recurrent_kernel_init": self.recurrent_kernel_init,
+        }
+        forward = _Weights(**init, name="forward")(input_dim)
+        backward = _Weights(**init, name="backward")(input_dim)
         return bidirectional(
             in_dtype("Bidirectional", forward, self.dtype),
             in_dtype("Bidirectional", backward, self.dtype),
@@ -218,6 +203,5 @@ class Bidirectional(_Config):
             merge_mode=self.merge_mode,
             initial_state=initial_state,
             mask=mask,
-            **self._flags(),
-            **self._dropout(deterministic),
+            **self._call_options(deterministic),
         )

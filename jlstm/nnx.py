@@ -4,23 +4,90 @@ The modules hold the parameters as ``nnx.Param`` and a dropout rng stream; the
 computation is the pure function.
 """
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from . import _options, _validate
 from ._bidirectional import bidirectional
-from . import _validate
 from ._flax_init import check_config, half_safe, in_dtype, keras_bias
 from ._layer import lstm
 from ._params import LSTMParams
 
 Initializer = Callable[..., jax.Array]
 Rngs = nnx.Rngs | nnx.RngStream | jax.Array
+_GLOROT_UNIFORM = jax.nn.initializers.glorot_uniform()  # Keras's default initialisers
+_ORTHOGONAL = jax.nn.initializers.orthogonal()
 
 
-class LSTM(nnx.Module):
+class _Weights(nnx.Module):
+    """One direction's parameters as ``nnx.Param`` s, drawn with Keras's initialisers."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        units: int,
+        *,
+        rngs: nnx.Rngs,
+        unit_forget_bias: bool,
+        param_dtype: Any,
+        kernel_init: Initializer,
+        recurrent_kernel_init: Initializer,
+    ):
+        self.kernel = nnx.Param(half_safe(kernel_init)(rngs.params(), (input_dim, 4 * units), param_dtype))
+        self.recurrent_kernel = nnx.Param(
+            half_safe(recurrent_kernel_init)(rngs.params(), (units, 4 * units), param_dtype)
+        )
+        self.bias = nnx.Param(keras_bias(units, unit_forget_bias)(None, (4 * units,), param_dtype))
+
+    @property
+    def params(self) -> LSTMParams:
+        """The parameters as the pure function takes them."""
+        return LSTMParams(self.kernel[...], self.recurrent_kernel[...], self.bias[...])
+
+
+class _Layer(nnx.Module):
+    """What both modules hold besides parameters: the options, flax's ``dtype`` and the dropout stream."""
+
+    def _configure(self, cls: str, arguments: dict[str, Any]) -> None:
+        """Checks the constructor's own ``arguments`` (its ``locals()``) and keeps the options.
+
+        The options themselves are checked by the pure function at call time.
+        """
+        _validate.positive_int(cls, "input_dim", arguments["input_dim"])
+        dropout, recurrent_dropout = arguments["dropout"], arguments["recurrent_dropout"]
+        check_config(
+            cls, units=arguments["units"], param_dtype=arguments["param_dtype"],
+            dropout=dropout, recurrent_dropout=recurrent_dropout,
+        )
+        self.deterministic = _validate.flag(cls, "deterministic", arguments["deterministic"])
+        self.dtype = arguments["dtype"]
+        self.options = _options.pick(arguments)
+        with_dropout = dropout > 0 or recurrent_dropout > 0
+        self.rngs = arguments["rngs"]["dropout"].fork() if with_dropout else nnx.data(None)
+
+    def _training(self, deterministic: bool | None, rngs: Rngs | None) -> dict[str, Any]:
+        """``training`` and ``key`` for the pure function: dropout only when not deterministic."""
+        if deterministic is None:
+            deterministic = self.deterministic
+        deterministic = _validate.flag(type(self).__name__, "deterministic", deterministic)
+        training = not deterministic and (self.options["dropout"] > 0 or self.options["recurrent_dropout"] > 0)
+        key = None
+        if training:
+            rngs = self.rngs if rngs is None else rngs
+            if isinstance(rngs, nnx.Rngs):
+                key = rngs["dropout"]()
+            elif isinstance(rngs, nnx.RngStream):
+                key = rngs()
+            else:
+                key = rngs
+        return {"training": training, "key": key}
+
+
+class LSTM(_Weights, _Layer):
     """``keras.layers.LSTM`` as a ``flax.nnx`` module: :func:`jlstm.lstm` over its ``nnx.Param`` s.
 
     Parameters: ``kernel`` ``(input_dim, 4 * units)``, ``recurrent_kernel``
@@ -82,7 +149,7 @@ class LSTM(nnx.Module):
         activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
         recurrent_activation: Callable[[jax.Array], jax.Array] = jax.nn.sigmoid,
         unroll: int | bool = 1,
-        remat_chunk: Optional[int] = None,
+        remat_chunk: int | None = None,
         recurrence: str = "auto",
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
@@ -90,58 +157,40 @@ class LSTM(nnx.Module):
         unit_forget_bias: bool = True,
         param_dtype: Any = jnp.float32,
         dtype: Any = None,
-        kernel_init: Initializer = jax.nn.initializers.glorot_uniform(),
-        recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal(),
+        kernel_init: Initializer = _GLOROT_UNIFORM,
+        recurrent_kernel_init: Initializer = _ORTHOGONAL,
     ):
-        _check("LSTM", input_dim, units, dropout, recurrent_dropout, deterministic, param_dtype)
-        self.kernel = nnx.Param(half_safe(kernel_init)(rngs.params(), (input_dim, 4 * units), param_dtype))
-        self.recurrent_kernel = nnx.Param(
-            half_safe(recurrent_kernel_init)(rngs.params(), (units, 4 * units), param_dtype)
+        self._configure("LSTM", locals())
+        _Weights.__init__(
+            self, input_dim, units, rngs=rngs, unit_forget_bias=unit_forget_bias, param_dtype=param_dtype,
+            kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init,
         )
-        self.bias = nnx.Param(keras_bias(units, unit_forget_bias)(None, (4 * units,), param_dtype))
-        self.dtype = dtype
-        self.flags = dict(
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            time_major=time_major,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-            unroll=unroll,
-            remat_chunk=remat_chunk,
-            recurrence=recurrence,
-        )
-        _init_dropout(self, rngs, dropout, recurrent_dropout, deterministic)
-
-    @property
-    def params(self) -> LSTMParams:
-        """The parameters as the pure function takes them."""
-        return LSTMParams(self.kernel[...], self.recurrent_kernel[...], self.bias[...])
 
     def __call__(
         self,
         inputs: jax.Array,
-        initial_state: Optional[tuple[jax.Array, jax.Array]] = None,
-        mask: Optional[jax.Array] = None,
+        initial_state: tuple[jax.Array, jax.Array] | None = None,
+        mask: jax.Array | None = None,
         *,
-        deterministic: Optional[bool] = None,
-        rngs: Optional[Rngs] = None,
+        deterministic: bool | None = None,
+        rngs: Rngs | None = None,
     ) -> Any:
         return lstm(
             in_dtype("LSTM", self.params, self.dtype),
             inputs,
             initial_state=initial_state,
             mask=mask,
-            **self.flags,
-            **_dropout_kwargs(self, deterministic, rngs),
+            **self.options,
+            **self._training(deterministic, rngs),
         )
 
 
-class Bidirectional(nnx.Module):
+class Bidirectional(_Layer):
     """Keras's ``Bidirectional(LSTM(units))`` as a ``flax.nnx`` module over :func:`jlstm.bidirectional`.
 
-    Holds two :class:`LSTM` s, ``forward`` and ``backward``, used only for
-    their parameters. ``__call__(inputs, initial_state=None, mask=None, *,
+    Holds the parameters of the two directions, ``forward`` and ``backward``,
+    each with ``kernel``, ``recurrent_kernel``, ``bias`` and ``params`` as in
+    :class:`LSTM`. ``__call__(inputs, initial_state=None, mask=None, *,
     deterministic=None, rngs=None)`` returns what :func:`jlstm.bidirectional`
     returns (``initial_state`` is ``(h_fwd, c_fwd, h_bwd, c_bwd)``); dropout as
     in :class:`LSTM`, one key split between the directions.
@@ -166,14 +215,14 @@ class Bidirectional(nnx.Module):
         units: int,
         *,
         rngs: nnx.Rngs,
-        merge_mode: Optional[str] = "concat",
+        merge_mode: str | None = "concat",
         return_sequences: bool = False,
         return_state: bool = False,
         time_major: bool = False,
         activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
         recurrent_activation: Callable[[jax.Array], jax.Array] = jax.nn.sigmoid,
         unroll: int | bool = 1,
-        remat_chunk: Optional[int] = None,
+        remat_chunk: int | None = None,
         recurrence: str = "auto",
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
@@ -181,91 +230,37 @@ class Bidirectional(nnx.Module):
         unit_forget_bias: bool = True,
         param_dtype: Any = jnp.float32,
         dtype: Any = None,
-        kernel_init: Initializer = jax.nn.initializers.glorot_uniform(),
-        recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal(),
+        kernel_init: Initializer = _GLOROT_UNIFORM,
+        recurrent_kernel_init: Initializer = _ORTHOGONAL,
     ):
-        _check("Bidirectional", input_dim, units, dropout, recurrent_dropout, deterministic, param_dtype)
-        init = dict(
-            unit_forget_bias=unit_forget_bias,
-            param_dtype=param_dtype,
-            kernel_init=kernel_init,
-            recurrent_kernel_init=recurrent_kernel_init,
-        )
-        self.dtype = dtype
-        self.forward = LSTM(input_dim, units, rngs=rngs, **init)
-        self.backward = LSTM(input_dim, units, rngs=rngs, go_backwards=True, **init)
-        self.flags = dict(
-            merge_mode=merge_mode,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            time_major=time_major,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-            unroll=unroll,
-            remat_chunk=remat_chunk,
-            recurrence=recurrence,
-        )
-        _init_dropout(self, rngs, dropout, recurrent_dropout, deterministic)
+        init = {
+            "rngs": rngs,
+            "unit_forget_bias": unit_forget_bias,
+            "param_dtype": param_dtype,
+            "kernel_init": kernel_init,
+            "recurrent_kernel_init": recurrent_kernel_init,
+        }
+        self._configure("Bidirectional", locals())
+        self.merge_mode = merge_mode
+        self.forward = _Weights(input_dim, units, **init)
+        self.backward = _Weights(input_dim, units, **init)
 
     def __call__(
         self,
         inputs: jax.Array,
-        initial_state: Optional[tuple[jax.Array, ...]] = None,
-        mask: Optional[jax.Array] = None,
+        initial_state: tuple[jax.Array, ...] | None = None,
+        mask: jax.Array | None = None,
         *,
-        deterministic: Optional[bool] = None,
-        rngs: Optional[Rngs] = None,
+        deterministic: bool | None = None,
+        rngs: Rngs | None = None,
     ) -> Any:
         return bidirectional(
             in_dtype("Bidirectional", self.forward.params, self.dtype),
             in_dtype("Bidirectional", self.backward.params, self.dtype),
             inputs,
+            merge_mode=self.merge_mode,
             initial_state=initial_state,
             mask=mask,
-            **self.flags,
-            **_dropout_kwargs(self, deterministic, rngs),
+            **self.options,
+            **self._training(deterministic, rngs),
         )
-
-
-def _check(
-    cls: str,
-    input_dim: int,
-    units: int,
-    dropout: float,
-    recurrent_dropout: float,
-    deterministic: bool,
-    param_dtype: Any,
-) -> None:
-    """The constructor's own arguments (the others are checked by the pure function at call time)."""
-    _validate.positive_int(cls, "input_dim", input_dim)
-    rates = dict(dropout=dropout, recurrent_dropout=recurrent_dropout)
-    check_config(cls, units=units, param_dtype=param_dtype, **rates)
-    _validate.flag(cls, "deterministic", deterministic)
-
-
-def _init_dropout(
-    module: nnx.Module, rngs: nnx.Rngs, dropout: float, recurrent_dropout: float, deterministic: bool
-) -> None:
-    module.dropout = dropout
-    module.recurrent_dropout = recurrent_dropout
-    module.deterministic = deterministic
-    module.rngs = rngs["dropout"].fork() if dropout > 0 or recurrent_dropout > 0 else nnx.data(None)
-
-
-def _dropout_kwargs(module: nnx.Module, deterministic: Optional[bool], rngs: Optional[Rngs]) -> dict:
-    if deterministic is None:
-        deterministic = module.deterministic
-    deterministic = _validate.flag(type(module).__name__, "deterministic", deterministic)
-    training = not deterministic and (module.dropout > 0 or module.recurrent_dropout > 0)
-    key = None
-    if training:
-        rngs = module.rngs if rngs is None else rngs
-        if isinstance(rngs, nnx.Rngs):
-            key = rngs["dropout"]()
-        elif isinstance(rngs, nnx.RngStream):
-            key = rngs()
-        else:
-            key = rngs
-    return dict(
-        dropout=module.dropout, recurrent_dropout=module.recurrent_dropout, training=training, key=key
-    )
