@@ -131,9 +131,9 @@ def tune(
         if plan != default and time.perf_counter() > start + max_seconds / 2:
             continue  # half the budget is for timing
         call = _program(plan, params, inputs, mode, time_major)
-        start = time.perf_counter()
+        compiled = time.perf_counter()
         jax.block_until_ready(call())
-        first_call[plan] = time.perf_counter() - start
+        first_call[plan] = time.perf_counter() - compiled
         calls[plan] = call
     plans = list(calls)
     per_round: dict[Plan, list[float]] = {plan: [] for plan in plans}
