@@ -11,7 +11,10 @@ COMMANDS = {
         "the Keras tutorial: LSTM(1) on [0.1, 0.2, 0.3] with every flag combination",
     ),
     "seq2seq": ("jlstm.examples.seq2seq", "an encoder-decoder that learns to reverse digit sequences (optax)"),
-    "figure": ("jlstm.examples.figure", "draw the README's picture: h_t and c_t of LSTM(1) on [0.1, 0.2, 0.3]"),
+    "figure": (
+        "jlstm.examples.figure",
+        "draw the docs' 'Inside the loop' picture: h_t and c_t of LSTM(1) on [0.1, 0.2, 0.3]",
+    ),
 }
 
 

@@ -43,21 +43,19 @@ def bidirectional(
     ``return_sequences`` the backward sequence is flipped back to input time
     order, so that step ``t`` of both directions lines up, before merging:
 
-    ==============  ==========================================  ==================
-    ``merge_mode``  output                                      last axis
-    ==============  ==========================================  ==================
-    ``"concat"``    ``concatenate([y_fwd, y_bwd], axis=-1)``    ``H_fwd + H_bwd``
-    ``"sum"``       ``y_fwd + y_bwd``                           ``H``
-    ``"mul"``       ``y_fwd * y_bwd``                           ``H``
-    ``"ave"``       ``(y_fwd + y_bwd) / 2``                     ``H``
-    ``None``        the pair ``(y_fwd, y_bwd)``, unmerged       ``H``
-    ==============  ==========================================  ==================
+    | ``merge_mode`` | output                                      | last axis          |
+    | -------------- | ------------------------------------------- | ------------------ |
+    | ``"concat"``   | ``concatenate([y_fwd, y_bwd], axis=-1)``    | ``H_fwd + H_bwd``  |
+    | ``"sum"``      | ``y_fwd + y_bwd``                           | ``H``              |
+    | ``"mul"``      | ``y_fwd * y_bwd``                           | ``H``              |
+    | ``"ave"``      | ``(y_fwd + y_bwd) / 2``                     | ``H``              |
+    | ``None``       | the pair ``(y_fwd, y_bwd)``, unmerged       | ``H``              |
 
     Without ``return_sequences`` the merged outputs are the forward direction's
     last step (``h`` after ``x_T``) and the backward direction's (``h`` after
     ``x_1``).
 
-    Masks: each direction skips masked steps as :func:`lstm` does. With
+    Masks: each direction skips masked steps as [`lstm`][jlstm.lstm] does. With
     ``return_sequences``, masked steps output 0 in both directions (Keras sets
     ``zero_output_for_mask`` inside ``Bidirectional``), while the states are
     carried over them.
@@ -69,8 +67,8 @@ def bidirectional(
       PyTorch always concatenates; Keras's default is also ``"concat"``.
 
     Args:
-      forward_params: :class:`LSTMParams` of the forward direction.
-      backward_params: :class:`LSTMParams` of the backward direction, with the
+      forward_params: [`LSTMParams`][jlstm.LSTMParams] of the forward direction.
+      backward_params: [`LSTMParams`][jlstm.LSTMParams] of the backward direction, with the
         same ``input_dim`` (and the same ``units`` unless ``merge_mode`` is
         ``"concat"`` or None).
       inputs: ``(batch, time, input_dim)`` (``(time, batch, input_dim)`` if
@@ -82,18 +80,25 @@ def bidirectional(
         steps to process.
       return_sequences: return every step, not only the last.
       return_state: also return the final states of both directions.
-      time_major, activation, recurrent_activation, unroll: as in :func:`lstm`.
-      dropout, recurrent_dropout, training: as in :func:`lstm`, for each
-        direction.
+      time_major: inputs, mask and output sequence have time first, as in [`lstm`][jlstm.lstm].
+      activation: cell activation, as in [`lstm`][jlstm.lstm].
+      recurrent_activation: gate activation, as in [`lstm`][jlstm.lstm].
+      unroll: how many steps ``lax.scan`` unrolls per iteration, as in [`lstm`][jlstm.lstm].
+      dropout: fraction of the inputs dropped, as in [`lstm`][jlstm.lstm], for each direction.
+      recurrent_dropout: fraction of ``h`` dropped in the recurrence, as in [`lstm`][jlstm.lstm], for
+        each direction.
+      training: apply dropout, as in [`lstm`][jlstm.lstm], in each direction.
       key: a ``jax.random`` key, split in two, one half per direction; needed
         only when training with dropout.
-      remat_chunk, recurrence: as in :func:`lstm`, for each direction.
+      remat_chunk: recompute chunks of this many steps in the backward pass, as in [`lstm`][jlstm.lstm],
+        for each direction.
+      recurrence: how the loop is run, as in [`lstm`][jlstm.lstm], for each direction.
 
     Returns:
       ``output``; with ``return_state`` ``(output, h_fwd, c_fwd, h_bwd, c_bwd)``.
-      With ``merge_mode=None`` the output is the pair ``(y_fwd, y_bwd)`` and,
-      with ``return_state``, the whole result is flat as in Keras:
-      ``(y_fwd, y_bwd, h_fwd, c_fwd, h_bwd, c_bwd)``.
+        With ``merge_mode=None`` the output is the pair ``(y_fwd, y_bwd)`` and,
+        with ``return_state``, the whole result is flat as in Keras:
+        ``(y_fwd, y_bwd, h_fwd, c_fwd, h_bwd, c_bwd)``.
 
     Raises:
       TypeError: an argument of the wrong type: a non-array, a non-floating
@@ -106,7 +111,7 @@ def bidirectional(
         ``initial_state`` that does not hold four arrays, a dropout rate
         outside ``[0, 1)``, training with dropout and no ``key``.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jlstm
       >>> k_fwd, k_bwd = jax.random.split(jax.random.key(0))
       >>> fwd, bwd = jlstm.init_params(k_fwd, 3, 4), jlstm.init_params(k_bwd, 3, 4)

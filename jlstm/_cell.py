@@ -24,31 +24,31 @@ def lstm_cell(
 ) -> tuple[State, jax.Array]:
     r"""Advances an LSTM by one time step.
 
-    With :math:`\sigma` the ``recurrent_activation`` and :math:`\tanh` the
-    ``activation``, and the four gate blocks of the fused weights in Keras's
-    order (i, f, c, o):
+    With `σ` the ``recurrent_activation`` and `tanh` the ``activation``, the
+    four gate blocks of the fused weights in Keras's order (i, f, c, o), and
+    `*` the elementwise product:
 
-    .. math::
-
-        z &= x W + h R + b \\
-        i &= \sigma(z_i), \quad f = \sigma(z_f), \quad o = \sigma(z_o) \\
-        c' &= f \odot c + i \odot \tanh(z_c) \\
-        h' &= o \odot \tanh(c')
+    ```text
+    z  = x W + h R + b
+    i  = σ(z_i),   f = σ(z_f),   o = σ(z_o)
+    c' = f * c + i * tanh(z_c)
+    h' = o * tanh(c')
+    ```
 
     The signature ``(carry, x) -> (carry, y)`` makes it a ``jax.lax.scan`` body
     once ``params`` is bound.
 
     Args:
-      params: an :class:`LSTMParams` with ``kernel`` ``(input_dim, 4 * units)``.
-      state: an :class:`LSTMState`, or a ``(h, c)`` tuple or list, each ``(batch, units)``.
+      params: an [`LSTMParams`][jlstm.LSTMParams] with ``kernel`` ``(input_dim, 4 * units)``.
+      state: an [`LSTMState`][jlstm.LSTMState], or a ``(h, c)`` tuple or list, each ``(batch, units)``.
       x: the input at this step, ``(batch, input_dim)``, floating.
       activation: applied to the candidate and to the new cell state.
       recurrent_activation: applied to the input, forget and output gates.
 
     Returns:
       ``(state', h')``: the new state, in the container ``state`` came in
-      (an :class:`LSTMState`, a tuple or a list, so that the carry of a
-      ``lax.scan`` keeps its type), and the output, which is ``h'``.
+        (an [`LSTMState`][jlstm.LSTMState], a tuple or a list, so that the carry of a
+        ``lax.scan`` keeps its type), and the output, which is ``h'``.
 
     Raises:
       ValueError: a wrong shape or count: ``x`` or ``state`` not of the
@@ -57,7 +57,7 @@ def lstm_cell(
       TypeError: a wrong type: a non-array, a non-floating dtype, ``params``
         or ``state`` that is not a tuple, an activation that is not callable.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jlstm
       >>> params = jlstm.init_params(jax.random.key(0), input_dim=3, units=2)
       >>> state = jlstm.LSTMState(jnp.zeros((1, 2)), jnp.zeros((1, 2)))

@@ -16,21 +16,26 @@ from ._params import LSTMParams
 
 
 class KerasLSTMLayer(NamedTuple):
-    """One LSTM layer of a Keras model, as :func:`from_keras` reports it.
+    """One LSTM layer of a Keras model, as [`from_keras`][jlstm.from_keras] reports it.
 
-    Enough to redo the layer's computation with :func:`lstm` (or, when
-    ``bidirectional``, with ``jlstm.bidirectional``).
+    Enough to redo the layer's computation with [`lstm`][jlstm.lstm] (or, when
+    ``bidirectional``, with [`jlstm.bidirectional`][]).
 
     Attributes:
       name: the Keras layer's name.
-      params: an :class:`LSTMParams`; a ``(forward, backward)`` pair of them when ``bidirectional``.
+      params: an [`LSTMParams`][jlstm.LSTMParams]; a ``(forward, backward)`` pair of them when
+        ``bidirectional``.
       bidirectional: the LSTM is wrapped in ``keras.layers.Bidirectional``.
       merge_mode: the ``Bidirectional``'s merge mode (``"concat"``, ``"sum"``, ``"mul"``, ``"ave"`` or
         None for separate outputs); None when not ``bidirectional``.
-      return_sequences, return_state, go_backwards: the layer's flags (for ``bidirectional``, those of
-        the forward layer; the backward one reads the sequence the other way).
-      activation, recurrent_activation: the jax functions equal to the layer's Keras activations.
-      dropout, recurrent_dropout: the training-time dropout rates (inference ignores them).
+      return_sequences: the layer's flag (for ``bidirectional``, the forward layer's).
+      return_state: the layer's flag (for ``bidirectional``, the forward layer's).
+      go_backwards: the layer's flag (for ``bidirectional``, the forward layer's; the backward one reads
+        the sequence the other way).
+      activation: the jax function equal to the layer's Keras ``activation``.
+      recurrent_activation: the jax function equal to the layer's Keras ``recurrent_activation``.
+      dropout: the training-time ``dropout`` rate (inference ignores it).
+      recurrent_dropout: the training-time ``recurrent_dropout`` rate (inference ignores it).
       stateful: Keras carries the final state into the next batch; with jlstm pass it as ``initial_state``.
     """
 
@@ -216,22 +221,20 @@ def from_keras(layer_or_model: Any) -> Any:
     ``(4 * units,)`` with the gates in the order (i, f, c, o). A layer built with ``use_bias=False``
     gives a zero bias. The arrays keep the Keras variables' dtype.
 
-    ==========================================  ===================================================
-    argument                                    returns
-    ==========================================  ===================================================
-    ``keras.layers.LSTM``, ``RNN(LSTMCell)``     an :class:`LSTMParams`
-    ``Bidirectional(LSTM(...))``                 ``(forward_params, backward_params)``
-    a ``keras.Model``, or a ``.keras`` path     a list of :class:`KerasLSTMLayer`, in model order
-    ==========================================  ===================================================
+    | argument                                 | returns                                             |
+    | ---------------------------------------- | --------------------------------------------------- |
+    | ``keras.layers.LSTM``, ``RNN(LSTMCell)`` | an [`LSTMParams`][jlstm.LSTMParams]                 |
+    | ``Bidirectional(LSTM(...))``             | ``(forward_params, backward_params)``               |
+    | a ``keras.Model``, or a ``.keras`` path  | a list of [`KerasLSTMLayer`][jlstm.KerasLSTMLayer]  |
 
-    For a model, only the LSTM layers are reported (Dense, Embedding, Masking ... are not), each with
-    its flags and with activations mapped to the equal jax functions (``tanh`` to ``jnp.tanh``,
-    ``sigmoid`` to ``jax.nn.sigmoid``, ``hard_sigmoid``, ``relu``, ...); nested models are walked in
-    order.
+    For a model, only the LSTM layers are reported, in model order (Dense, Embedding, Masking ... are
+    not), each with its flags and with activations mapped to the equal jax functions (``tanh`` to
+    ``jnp.tanh``, ``sigmoid`` to ``jax.nn.sigmoid``, ``hard_sigmoid``, ``relu``, ...); nested models are
+    walked in order.
 
     Warning:
       Keras's ``go_backwards`` returns the sequence in processing order (reversed in time); so does
-      :func:`lstm`. Inside ``Bidirectional`` the backward sequence is flipped back to input order,
+      [`lstm`][jlstm.lstm]. Inside ``Bidirectional`` the backward sequence is flipped back to input order,
       and with ``return_sequences`` masked steps output zeros there.
 
     Args:
@@ -246,7 +249,7 @@ def from_keras(layer_or_model: Any) -> Any:
       ValueError: an unbuilt layer, a model without LSTM layers, or an activation other than Keras's
         own standard ones.
 
-    Example:
+    Examples:
       >>> import keras, numpy as np, jlstm
       >>> layer = keras.layers.LSTM(2)
       >>> x = np.ones((1, 3, 4), np.float32)
@@ -324,17 +327,18 @@ def _assign_any(fn: str, label: str, layer: Any, params: Any) -> None:
 
 
 def to_keras(params: Any, layer_or_model: Any) -> Any:
-    """Writes jlstm weights into a Keras 3 layer or model, in place; the inverse of :func:`from_keras`.
+    """Writes jlstm weights into a Keras 3 layer or model, in place.
 
-    ===========================================  =====================================================
-    ``layer_or_model``                           ``params``
-    ===========================================  =====================================================
-    ``keras.layers.LSTM``, ``RNN(LSTMCell)``      an :class:`LSTMParams`
-    ``Bidirectional(LSTM(...))``                  ``(forward_params, backward_params)``
-    a built ``keras.Model``                      a sequence with one entry per LSTM layer, in the order
-                                                 of ``from_keras(model)`` (:class:`KerasLSTMLayer`
-                                                 records are accepted too)
-    ===========================================  =====================================================
+    The inverse of [`from_keras`][jlstm.from_keras], for the same kinds of layer:
+
+    | ``layer_or_model``                       | ``params``                                |
+    | ---------------------------------------- | ----------------------------------------- |
+    | ``keras.layers.LSTM``, ``RNN(LSTMCell)`` | an [`LSTMParams`][jlstm.LSTMParams]       |
+    | ``Bidirectional(LSTM(...))``             | ``(forward_params, backward_params)``     |
+    | a built ``keras.Model``                  | a sequence with one entry per LSTM layer  |
+
+    A model's entries come in the order of ``from_keras(model)``, whose
+    [`KerasLSTMLayer`][jlstm.KerasLSTMLayer] records are accepted too.
 
     An unbuilt layer is built for ``params``' input_dim first. Values are cast to the Keras variables'
     dtype; with equal dtypes ``from_keras(to_keras(p, layer))`` returns ``p`` bit for bit.
@@ -353,10 +357,10 @@ def to_keras(params: Any, layer_or_model: Any) -> Any:
       ValueError: a shape that does not fit the layer (the message gives the expected and the received
         shape), a non-zero bias for ``use_bias=False``, a wrong number of entries for a model or a
         ``Bidirectional`` layer.
-      TypeError: not an LSTM layer, or ``params`` of the wrong kind (a bare :class:`LSTMParams` where a
-        pair or a sequence is expected, a non-array).
+      TypeError: not an LSTM layer, or ``params`` of the wrong kind (a bare [`LSTMParams`][jlstm.LSTMParams]
+        where a pair or a sequence is expected, a non-array).
 
-    Example:
+    Examples:
       >>> import jax, keras, jlstm
       >>> params = jlstm.init_params(jax.random.key(0), input_dim=4, units=2)
       >>> layer = jlstm.to_keras(params, keras.layers.LSTM(2))

@@ -36,20 +36,18 @@ def lstm(
 ) -> Any:
     r"""Runs an LSTM over a sequence, with the flags and results of ``keras.layers.LSTM``.
 
-    Each step is :func:`lstm_cell`: :math:`z = x W + h R + b`, gates
-    :math:`i, f, o = \sigma(z_i), \sigma(z_f), \sigma(z_o)`,
-    :math:`c' = f c + i \tanh(z_c)`, :math:`h' = o \tanh(c')`, iterated by
-    one ``lax.scan`` that carries ``(h, c)`` (see ``recurrence`` for where
-    :math:`x W` is computed and how gradients are formed).
+    Each step is [`lstm_cell`][jlstm.lstm_cell]: `z = x W + h R + b`, gates
+    `i, f, o = σ(z_i), σ(z_f), σ(z_o)`, `c' = f c + i tanh(z_c)`,
+    `h' = o tanh(c')`, iterated by one ``lax.scan`` that carries ``(h, c)``
+    (see ``recurrence`` for where `x W` is computed and how gradients are
+    formed).
 
-    ==================================  ====================================================
-    flags                               returns (``B`` batch, ``T`` time, ``H`` units)
-    ==================================  ====================================================
-    default                             ``h_T``: ``(B, H)``
-    ``return_sequences``                every ``h_t``: ``(B, T, H)`` (``(T, B, H)`` if ``time_major``)
-    ``return_state``                    ``(h_T, h_T, c_T)``: output, then the final state
-    both                                ``(sequence, h_T, c_T)``; ``sequence[:, -1] == h_T`` unmasked
-    ==================================  ====================================================
+    | flags                | returns (``B`` batch, ``T`` time, ``H`` units)                     |
+    | -------------------- | ------------------------------------------------------------------ |
+    | default              | ``h_T``: ``(B, H)``                                                |
+    | ``return_sequences`` | every ``h_t``: ``(B, T, H)`` (``(T, B, H)`` if ``time_major``)     |
+    | ``return_state``     | ``(h_T, h_T, c_T)``: output, then the final state                  |
+    | both                 | ``(sequence, h_T, c_T)``; ``sequence[:, -1] == h_T`` unmasked      |
 
     Masks (Keras's TensorFlow semantics): a masked step leaves ``(h, c)``
     unchanged and outputs the previous step's output, which is zero before
@@ -63,7 +61,7 @@ def lstm(
       as Keras does; flip it (``output[:, ::-1]``) to align it with the input.
       The mask is reversed with the input. PyTorch has no such flag: its
       bidirectional layers flip the backward outputs back, as
-      :func:`bidirectional` does.
+      [`bidirectional`][jlstm.bidirectional] does.
 
     Dtypes: the matmuls read their operands in the params' dtype (``inputs``
     are cast to it) and accumulate in the *state dtype*, which is float32 for
@@ -89,7 +87,7 @@ def lstm(
 
     Warning:
       PyTorch's ``nn.LSTM(dropout=p)`` is something else: ordinary dropout on the
-      outputs between stacked layers (:func:`stacked_lstm`'s
+      outputs between stacked layers ([`stacked_lstm`][jlstm.stacked_lstm]'s
       ``inter_layer_dropout``). Keras ignores a rate of exactly 1; jlstm rejects it.
 
     Warning:
@@ -98,7 +96,7 @@ def lstm(
       ``h0`` there, not zeros). jlstm follows the TensorFlow backend.
 
     Args:
-      params: an :class:`LSTMParams`; ``inputs`` are cast to its dtype, and
+      params: an [`LSTMParams`][jlstm.LSTMParams]; ``inputs`` are cast to its dtype, and
         ``initial_state`` to the state dtype (see Dtypes above).
       inputs: ``(batch, time, input_dim)``, or ``(time, batch, input_dim)``
         when ``time_major``; floating. ``batch`` and ``time`` are at least 1.
@@ -154,7 +152,7 @@ def lstm(
         ``remat_chunk``, a non-number dropout rate, a ``key`` that is not a
         key, a non-string ``recurrence``, an activation that is not callable.
 
-    Example:
+    Examples:
       The classic Keras tutorial, ``LSTM(1)`` on ``[0.1, 0.2, 0.3]``:
 
       >>> import jax, jax.numpy as jnp, jlstm

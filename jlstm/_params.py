@@ -79,7 +79,7 @@ def init_params(
         unit_forget_bias: start the forget gate open, as Keras does by default.
 
     Returns:
-        An :class:`LSTMParams`.
+        An [`LSTMParams`][jlstm.LSTMParams].
 
     Raises:
         TypeError: ``key`` is not a ``jax.random`` key, ``input_dim`` or ``units``
@@ -87,7 +87,7 @@ def init_params(
             is not a bool.
         ValueError: ``input_dim`` or ``units`` below 1, or a batch of keys.
 
-    Example:
+    Examples:
         >>> import jax, jlstm
         >>> p = jlstm.init_params(jax.random.key(0), input_dim=3, units=2)
         >>> p.kernel.shape, p.recurrent_kernel.shape, p.bias.tolist()

@@ -23,7 +23,7 @@ MODES = ("forward", "train")
 
 
 class Plan(NamedTuple):
-    """How :func:`jlstm.lstm` runs its loop; pass one as ``recurrence=`` (or let ``"auto"`` choose).
+    """How [`jlstm.lstm`][] runs its loop; pass one as ``recurrence=`` (or let ``"auto"`` choose).
 
     Every plan gives the same numbers to float round-off. A plan is
     immutable and hashable (it is a static argument under ``jax.jit``).
@@ -202,7 +202,7 @@ def recorded(p: Problem) -> Plan | None:
 
 
 def clear() -> None:
-    """Forgets the plans :func:`jlstm.tune` recorded in this process; ``"auto"`` then runs the defaults.
+    """Forgets the plans [`tune`][jlstm.tune] recorded in this process; ``"auto"`` then runs the defaults.
 
     The JSON file, if any, stays as it is and is not read again by this process.
     """

@@ -39,13 +39,13 @@ def stacked_lstm(
     layers stacked with ``return_sequences=True`` and PyTorch's
     ``nn.LSTM(num_layers=L)`` do; the flags (``return_sequences``,
     ``return_state``) apply to the last layer. The mask is passed to every
-    layer, as Keras propagates it. Each layer is one call to :func:`lstm`
-    (or :func:`bidirectional`), with the same ``activation``, dropout, ... .
+    layer, as Keras propagates it. Each layer is one call to [`lstm`][jlstm.lstm]
+    (or [`bidirectional`][jlstm.bidirectional]), with the same ``activation``, dropout, ... .
 
-    ``params_list`` is flat, one :class:`LSTMParams` per layer and direction,
+    ``params_list`` is flat, one [`LSTMParams`][jlstm.LSTMParams] per layer and direction,
     in PyTorch's order: ``[l0, l1, ...]``, or ``[l0_fwd, l0_bwd, l1_fwd,
     l1_bwd, ...]`` when ``bidirectional``. All layers have the same ``units``.
-    :func:`init_stacked_params` draws such a list.
+    [`init_stacked_params`][jlstm.init_stacked_params] draws such a list.
 
     States follow PyTorch's ``h_n`` / ``c_n``: ``initial_state`` is ``(h0, c0)``
     and ``return_state`` returns ``(output, h, c)``, each state
@@ -63,12 +63,12 @@ def stacked_lstm(
       last layer's, drawn anew at every step.
 
     Args:
-      params_list: a list of :class:`LSTMParams` as above. Layer 0 has
+      params_list: a list of [`LSTMParams`][jlstm.LSTMParams] as above. Layer 0 has
         ``input_dim`` features; later layers have ``units`` or, when
         bidirectional with ``merge_mode="concat"``, ``2 * units``.
       inputs: ``(batch, time, input_dim)`` (``(time, batch, input_dim)`` if
         ``time_major``), floating.
-      bidirectional: every layer is a :func:`bidirectional` LSTM.
+      bidirectional: every layer is a [`bidirectional`][jlstm.bidirectional] LSTM.
       merge_mode: how each bidirectional layer merges its two directions:
         ``"concat"``, ``"sum"``, ``"mul"`` or ``"ave"``.
       initial_state: ``(h0, c0)``, each ``(num_layers * num_directions, batch, units)``;
@@ -77,21 +77,26 @@ def stacked_lstm(
         steps to process; used by every layer.
       return_sequences: the last layer returns every step.
       return_state: also return the final states of all layers.
-      time_major, activation, recurrent_activation, unroll: as in :func:`lstm`.
-      dropout, recurrent_dropout: Keras's dropout inside each layer, as in
-        :func:`lstm`.
+      time_major: inputs, mask and output sequence have time first, as in [`lstm`][jlstm.lstm].
+      activation: cell activation, as in [`lstm`][jlstm.lstm].
+      recurrent_activation: gate activation, as in [`lstm`][jlstm.lstm].
+      unroll: how many steps ``lax.scan`` unrolls per iteration, as in [`lstm`][jlstm.lstm].
+      dropout: Keras's dropout of the inputs inside each layer, as in [`lstm`][jlstm.lstm].
+      recurrent_dropout: Keras's dropout of ``h`` inside each layer, as in [`lstm`][jlstm.lstm].
       inter_layer_dropout: PyTorch's ``dropout``, in ``[0, 1)``, see the warning.
       training: apply the dropouts; when False the rates are ignored.
       key: a ``jax.random`` key, split per layer; needed only when training with
         a rate above 0.
-      remat_chunk, recurrence: as in :func:`lstm`, for every layer.
+      remat_chunk: recompute chunks of this many steps in the backward pass, as in [`lstm`][jlstm.lstm],
+        for every layer.
+      recurrence: how the loop is run, as in [`lstm`][jlstm.lstm], for every layer.
 
     Returns:
       ``output`` (the last layer's), or ``(output, h, c)`` with ``return_state``.
 
     Raises:
       TypeError: an argument of the wrong type: ``params_list`` is not a list
-        of :class:`LSTMParams`, ``initial_state`` is not a tuple or list, a
+        of [`LSTMParams`][jlstm.LSTMParams], ``initial_state`` is not a tuple or list, a
         non-array, a ``merge_mode`` or ``recurrence`` that is not a string, a
         flag that is not a Python bool, an activation that is not callable.
       ValueError: an argument of the right type with a wrong value: a shape
@@ -100,7 +105,7 @@ def stacked_lstm(
         ``recurrence`` is unknown (``merge_mode=None`` is not allowed here), a
         dropout rate outside ``[0, 1)``, training with dropout and no ``key``.
 
-    Example:
+    Examples:
       PyTorch's ``nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)``:
 
       >>> import jax, jax.numpy as jnp, jlstm
@@ -208,7 +213,9 @@ def init_stacked_params(
     dtype=jnp.float32,
     unit_forget_bias: bool = True,
 ) -> list[LSTMParams]:
-    """Draws the ``params_list`` of :func:`stacked_lstm` with :func:`init_params` (Keras's initialisers).
+    """Draws the ``params_list`` of [`stacked_lstm`][jlstm.stacked_lstm] with Keras's initialisers.
+
+    Each layer and direction is drawn by [`init_params`][jlstm.init_params].
 
     Args:
       key: a ``jax.random`` key, split once per layer and direction.
@@ -219,18 +226,19 @@ def init_stacked_params(
         ``[l0_fwd, l0_bwd, l1_fwd, ...]``.
       merge_mode: how bidirectional layers are merged, which sets the input
         width of layers after the first (``2 * units`` for ``"concat"``).
-      dtype, unit_forget_bias: as in :func:`init_params`.
+      dtype: a floating dtype for all arrays, as in [`init_params`][jlstm.init_params].
+      unit_forget_bias: start the forget gates open, as in [`init_params`][jlstm.init_params].
 
     Returns:
-      A list of ``num_layers * (2 if bidirectional else 1)`` :class:`LSTMParams`.
+      A list of ``num_layers * (2 if bidirectional else 1)`` [`LSTMParams`][jlstm.LSTMParams].
 
     Raises:
-      TypeError: as in :func:`init_params`; ``num_layers`` is not an int,
+      TypeError: as in [`init_params`][jlstm.init_params]; ``num_layers`` is not an int,
         ``bidirectional`` not a bool, ``merge_mode`` not a string.
-      ValueError: as in :func:`init_params`; ``num_layers`` below 1, an
+      ValueError: as in [`init_params`][jlstm.init_params]; ``num_layers`` below 1, an
         unknown ``merge_mode`` (or None) for a bidirectional stack.
 
-    Example:
+    Examples:
       >>> import jax, jlstm
       >>> [p.kernel.shape for p in jlstm.init_stacked_params(jax.random.key(0), 3, 4, num_layers=3)]
       [(3, 16), (4, 16), (4, 16)]

@@ -119,23 +119,23 @@ def _from_state_dict(fn: str, state: Mapping, prefix: str | None) -> list[LSTMPa
 
 
 def from_torch(module_or_state_dict: Any, *, prefix: str | None = None) -> list[LSTMParams]:
-    r"""Converts a PyTorch LSTM's weights to jlstm's, one :class:`LSTMParams` per layer and direction.
+    r"""Converts a PyTorch LSTM's weights to one [`LSTMParams`][jlstm.LSTMParams] per layer and direction.
 
     For each layer ``l`` and direction (``_reverse`` is the backward one):
 
-    .. math::
-
-        \text{kernel} = W_{ih}^\top, \quad
-        \text{recurrent\_kernel} = W_{hh}^\top, \quad
-        \text{bias} = b_{ih} + b_{hh}
+    ```text
+    kernel           = W_ih^T
+    recurrent_kernel = W_hh^T
+    bias             = b_ih + b_hh
+    ```
 
     PyTorch's gate order (i, f, g, o) is Keras's and jlstm's (i, f, c, o), so no reordering is needed.
     ``bias=False`` gives a zero bias. The arrays keep torch's dtype.
 
     Warning:
       PyTorch adds two biases where Keras and jlstm have one; their sum is the same model, but
-      :func:`to_torch` cannot recover the split (it writes the whole bias into ``bias_ih``).
-      ``batch_first`` does not change the weights: with ``batch_first=False`` call :func:`lstm`
+      [`to_torch`][jlstm.to_torch] cannot recover the split (it writes the whole bias into ``bias_ih``).
+      ``batch_first`` does not change the weights: with ``batch_first=False`` call [`lstm`][jlstm.lstm]
       with ``time_major=True``. PyTorch's backward direction returns its outputs in input time order
       (as ``keras.layers.Bidirectional`` does), unlike ``lstm(..., go_backwards=True)``.
 
@@ -147,7 +147,7 @@ def from_torch(module_or_state_dict: Any, *, prefix: str | None = None) -> list[
 
     Returns:
       A list ``[l0_forward, l0_backward, l1_forward, ...]`` (no backward entries unless
-      bidirectional); a single entry for an ``LSTMCell``.
+        bidirectional); a single entry for an ``LSTMCell``.
 
     Raises:
       ValueError: ``proj_size > 0`` (not supported yet), inconsistent shapes (a GRU's state dict has 3
@@ -155,7 +155,7 @@ def from_torch(module_or_state_dict: Any, *, prefix: str | None = None) -> list[
       TypeError: a GRU, RNN or any other module, a state dict entry that is not a tensor, a ``prefix``
         that is not a string.
 
-    Example:
+    Examples:
       >>> import torch, jlstm
       >>> module = torch.nn.LSTM(input_size=3, hidden_size=2, num_layers=2, bidirectional=True)
       >>> params = jlstm.from_torch(module)
@@ -203,11 +203,12 @@ def _check_module(fn: str, name: str, module: Any) -> "torch.nn.LSTM":
 
 
 def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
-    r"""Loads jlstm weights into a ``torch.nn.LSTM`` or ``LSTMCell``, in place; inverse of :func:`from_torch`.
+    r"""Loads jlstm weights into a ``torch.nn.LSTM`` or ``LSTMCell``, in place.
 
-    ``weight_ih = kernel.T``, ``weight_hh = recurrent_kernel.T``, ``bias_ih = bias`` and
-    ``bias_hh = 0``, for each layer and direction in :func:`from_torch`'s order
-    ``[l0_forward, l0_backward, l1_forward, ...]``. Values are cast to the module's dtype.
+    The inverse of [`from_torch`][jlstm.from_torch]: ``weight_ih = kernel.T``,
+    ``weight_hh = recurrent_kernel.T``, ``bias_ih = bias`` and ``bias_hh = 0``, for each layer and
+    direction in [`from_torch`][jlstm.from_torch]'s order ``[l0_forward, l0_backward, l1_forward, ...]``.
+    Values are cast to the module's dtype.
 
     Warning:
       PyTorch's two biases are not recovered: the whole bias goes into ``bias_ih`` and ``bias_hh``
@@ -216,8 +217,8 @@ def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
       the one the weights may originally have come from.
 
     Args:
-      params_list: one :class:`LSTMParams` per layer and direction (a bare :class:`LSTMParams` is
-        taken as a one-element list).
+      params_list: one [`LSTMParams`][jlstm.LSTMParams] per layer and direction (a bare
+        [`LSTMParams`][jlstm.LSTMParams] is taken as a one-element list).
       module: a ``torch.nn.LSTM`` with ``proj_size=0``, or a ``torch.nn.LSTMCell``.
 
     Returns:
@@ -226,9 +227,9 @@ def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
     Raises:
       ValueError: the wrong number of entries, a shape that does not fit the module (the message gives
         the expected and the received shape), a non-zero bias for ``bias=False``, or ``proj_size > 0``.
-      TypeError: not an LSTM module, or entries that are not :class:`LSTMParams`.
+      TypeError: not an LSTM module, or entries that are not [`LSTMParams`][jlstm.LSTMParams].
 
-    Example:
+    Examples:
       >>> import jax, torch, jlstm
       >>> params = [jlstm.init_params(jax.random.key(0), input_dim=3, units=2)]
       >>> module = jlstm.to_torch(params, torch.nn.LSTM(3, 2))

@@ -17,7 +17,7 @@ from ._plan import Plan
 
 
 class TuneResult(NamedTuple):
-    """What :func:`tune` measured, and the plan it chose.
+    """What [`tune`][jlstm.tune] measured, and the plan it chose.
 
     Attributes:
       plan: the plan to run: ``default`` unless a candidate was faster in at
@@ -57,7 +57,7 @@ def tune(
     persist: bool = False,
     progress: bool = True,
 ) -> TuneResult:
-    """Times the candidate plans of :func:`lstm` for one shape on this device and returns the fastest.
+    """Times the candidate plans of [`lstm`][jlstm.lstm] for one shape on this device and returns the fastest.
 
     It measures as ``benchmarks/run.py`` does: every candidate is compiled
     and called once first, then timed in interleaved rounds (the order
@@ -75,13 +75,14 @@ def tune(
     is ignored with a warning.
 
     Args:
-      params: an :class:`LSTMParams` of arrays, or of ``jax.ShapeDtypeStruct`` (random weights are drawn).
+      params: an [`LSTMParams`][jlstm.LSTMParams] of arrays, or of ``jax.ShapeDtypeStruct`` (random weights
+        are drawn).
       inputs: ``(batch, time, input_dim)`` (``(time, batch, input_dim)`` if
         ``time_major``), an array or a ``jax.ShapeDtypeStruct``.
       mode: ``"forward"`` (``lstm(..., return_sequences=True)``) or
         ``"train"`` (its value and gradients with respect to ``params``,
         for the loss ``sum(outputs)``).
-      time_major: as in :func:`lstm`.
+      time_major: as in [`lstm`][jlstm.lstm].
       candidates: the plans to time; the default first is added if missing.
         ``None``: the default, each other layout, the other batch chains,
         the other input projection, and ``unroll=2``.
@@ -93,9 +94,9 @@ def tune(
       progress: show a progress bar on standard error.
 
     Returns:
-      A :class:`TuneResult`; its ``plan`` goes to ``lstm(..., recurrence=plan)``.
+      A [`TuneResult`][jlstm.TuneResult]; its ``plan`` goes to ``lstm(..., recurrence=plan)``.
 
-    Example:
+    Examples:
       >>> import jax, jlstm
       >>> params = jlstm.init_params(jax.random.key(0), 8, 16)
       >>> x = jax.ShapeDtypeStruct((4, 20, 8), "float32")

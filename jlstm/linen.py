@@ -1,4 +1,4 @@
-"""flax.linen modules over :func:`jlstm.lstm` and :func:`jlstm.bidirectional` (``pip install jlstm[flax]``).
+"""flax.linen modules over [`jlstm.lstm`][] and [`jlstm.bidirectional`][] (``pip install jlstm[flax]``).
 
 The modules only declare parameters and draw the dropout key; the computation is
 the pure function, so a linen module and the pure call with the same parameters
@@ -72,17 +72,17 @@ def _declare(module: Any, input_dim: int) -> LSTMParams:
 
 
 class LSTM(_Config):
-    """``keras.layers.LSTM`` as a ``flax.linen`` module: :func:`jlstm.lstm` with declared parameters.
+    """``keras.layers.LSTM`` as a ``flax.linen`` module: [`jlstm.lstm`][] with declared parameters.
 
     Parameters (created at ``init`` from the last axis of the inputs):
     ``kernel`` ``(input_dim, 4 * units)``, ``recurrent_kernel``
     ``(units, 4 * units)``, ``bias`` ``(4 * units,)``, with Keras's
-    initialisers as in :func:`jlstm.init_params` (Glorot uniform, orthogonal,
+    initialisers as in [`jlstm.init_params`][] (Glorot uniform, orthogonal,
     zeros with the forget gate at 1). ``LSTMParams(**variables["params"])`` is
     the pure function's argument.
 
     ``__call__(inputs, initial_state=None, mask=None, *, deterministic=True)``
-    returns what :func:`jlstm.lstm` returns for the module's flags. Dropout is
+    returns what [`jlstm.lstm`][] returns for the module's flags. Dropout is
     applied only with ``deterministic=False``; its key comes from the
     ``"dropout"`` rng stream (``apply(..., rngs={"dropout": key})``).
 
@@ -93,22 +93,30 @@ class LSTM(_Config):
 
     Attributes:
       units: hidden units.
-      return_sequences, return_state, go_backwards, time_major, activation,
-        recurrent_activation, unroll, remat_chunk, recurrence, dropout, recurrent_dropout: as in
-        :func:`jlstm.lstm`.
+      return_sequences: return the output of every step, not only the last; as in [`jlstm.lstm`][].
+      return_state: also return the final ``h`` and ``c``; as in [`jlstm.lstm`][].
+      go_backwards: process the sequence in reverse; as in [`jlstm.lstm`][].
+      time_major: inputs, mask and output sequence have time first; as in [`jlstm.lstm`][].
+      activation: cell activation; as in [`jlstm.lstm`][].
+      recurrent_activation: gate activation; as in [`jlstm.lstm`][].
+      unroll: how many steps ``lax.scan`` unrolls per iteration; as in [`jlstm.lstm`][].
+      remat_chunk: recompute chunks of this many steps in the backward pass; as in [`jlstm.lstm`][].
+      recurrence: how the loop is run; as in [`jlstm.lstm`][].
+      dropout: fraction of the inputs dropped; as in [`jlstm.lstm`][].
+      recurrent_dropout: fraction of ``h`` dropped in the recurrence; as in [`jlstm.lstm`][].
       unit_forget_bias: start the forget gate's bias at 1.
-      param_dtype: dtype of the parameters; the state and outputs follow :func:`jlstm.lstm`'s dtype policy
+      param_dtype: dtype of the parameters; the state and outputs follow [`jlstm.lstm`][]'s dtype policy
         (float32 for 16-bit parameters).
       dtype: the dtype the matmuls read the parameters and the inputs in
         (flax's computation dtype); None (the default): the parameters' own.
         ``dtype=jnp.bfloat16`` with float32 parameters is mixed precision, as
         Keras's ``"mixed_bfloat16"`` policy: float32 parameters and gradients,
-        bfloat16 matmul operands, and by :func:`jlstm.lstm`'s dtype policy a
+        bfloat16 matmul operands, and by [`jlstm.lstm`][]'s dtype policy a
         float32 state, sums and outputs.
-      kernel_init, recurrent_kernel_init: initialisers
-        ``(key, shape, dtype) -> array``.
+      kernel_init: initialiser of ``kernel``, ``(key, shape, dtype) -> array``.
+      recurrent_kernel_init: initialiser of ``recurrent_kernel``, ``(key, shape, dtype) -> array``.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jlstm, jlstm.linen
       >>> model = jlstm.linen.LSTM(4, return_sequences=True, dropout=0.2)
       >>> x = jnp.ones((2, 5, 3))
@@ -153,20 +161,22 @@ class _Weights(nn.Module):
 
 
 class Bidirectional(_Config):
-    """Keras's ``Bidirectional(LSTM(units))`` as a ``flax.linen`` module over :func:`jlstm.bidirectional`.
+    """Keras's ``Bidirectional(LSTM(units))`` as a ``flax.linen`` module over [`jlstm.bidirectional`][].
 
     Parameters: ``{"forward": {kernel, recurrent_kernel, bias}, "backward":
-    {...}}``, each as in :class:`LSTM`. ``__call__(inputs, initial_state=None,
-    mask=None, *, deterministic=True)`` returns what :func:`jlstm.bidirectional`
+    {...}}``, each as in [`LSTM`][jlstm.linen.LSTM]. ``__call__(inputs, initial_state=None,
+    mask=None, *, deterministic=True)`` returns what [`jlstm.bidirectional`][]
     returns (``initial_state`` is ``(h_fwd, c_fwd, h_bwd, c_bwd)``). Dropout
     draws one key from the ``"dropout"`` stream, split between the directions.
+
+    The attributes other than ``units`` and ``merge_mode`` are those of [`LSTM`][jlstm.linen.LSTM],
+    with the same meaning, except ``go_backwards``, which this module does not have.
 
     Attributes:
       units: hidden units of each direction.
       merge_mode: ``"concat"`` (default), ``"sum"``, ``"mul"``, ``"ave"`` or None.
-      The others: as in :class:`LSTM` (no ``go_backwards``).
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jlstm.linen
       >>> model = jlstm.linen.Bidirectional(4, merge_mode="ave", return_sequences=True)
       >>> x = jnp.ones((2, 5, 3))

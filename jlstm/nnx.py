@@ -1,4 +1,4 @@
-"""flax.nnx modules over :func:`jlstm.lstm` and :func:`jlstm.bidirectional` (``pip install jlstm[flax]``).
+"""flax.nnx modules over [`jlstm.lstm`][] and [`jlstm.bidirectional`][] (``pip install jlstm[flax]``).
 
 The modules hold the parameters as ``nnx.Param`` and a dropout rng stream; the
 computation is the pure function.
@@ -88,15 +88,15 @@ class _Layer(nnx.Module):
 
 
 class LSTM(_Weights, _Layer):
-    """``keras.layers.LSTM`` as a ``flax.nnx`` module: :func:`jlstm.lstm` over its ``nnx.Param`` s.
+    """``keras.layers.LSTM`` as a ``flax.nnx`` module: [`jlstm.lstm`][] over ``nnx.Param`` weights.
 
     Parameters: ``kernel`` ``(input_dim, 4 * units)``, ``recurrent_kernel``
     ``(units, 4 * units)``, ``bias`` ``(4 * units,)``, drawn from
-    ``rngs.params()`` with Keras's initialisers (as :func:`jlstm.init_params`).
-    :attr:`params` gives them as an :class:`jlstm.LSTMParams`.
+    ``rngs.params()`` with Keras's initialisers (as [`jlstm.init_params`][]).
+    ``params`` gives them as an [`jlstm.LSTMParams`][].
 
     ``__call__(inputs, initial_state=None, mask=None, *, deterministic=None,
-    rngs=None)`` returns what :func:`jlstm.lstm` returns for the module's flags.
+    rngs=None)`` returns what [`jlstm.lstm`][] returns for the module's flags.
     Dropout is applied only when not deterministic: ``deterministic`` at call
     time wins over the attribute, which is True unless set otherwise, by the
     constructor or by ``model.train()`` (``model.eval()`` sets it back). Its key
@@ -108,20 +108,29 @@ class LSTM(_Weights, _Layer):
       input_dim: input features.
       units: hidden units.
       rngs: an ``nnx.Rngs``.
-      return_sequences, return_state, go_backwards, time_major, activation,
-        recurrent_activation, unroll, remat_chunk, recurrence, dropout, recurrent_dropout: as in
-        :func:`jlstm.lstm`.
+      return_sequences: return the output of every step, not only the last; as in [`jlstm.lstm`][].
+      return_state: also return the final ``h`` and ``c``; as in [`jlstm.lstm`][].
+      go_backwards: process the sequence in reverse; as in [`jlstm.lstm`][].
+      time_major: inputs, mask and output sequence have time first; as in [`jlstm.lstm`][].
+      activation: cell activation; as in [`jlstm.lstm`][].
+      recurrent_activation: gate activation; as in [`jlstm.lstm`][].
+      unroll: how many steps ``lax.scan`` unrolls per iteration; as in [`jlstm.lstm`][].
+      remat_chunk: recompute chunks of this many steps in the backward pass; as in [`jlstm.lstm`][].
+      recurrence: how the loop is run; as in [`jlstm.lstm`][].
+      dropout: fraction of the inputs dropped; as in [`jlstm.lstm`][].
+      recurrent_dropout: fraction of ``h`` dropped in the recurrence; as in [`jlstm.lstm`][].
       deterministic: the default for ``__call__``; True disables dropout.
       unit_forget_bias: start the forget gate's bias at 1.
-      param_dtype: dtype of the parameters; the state and outputs follow :func:`jlstm.lstm`'s dtype policy
+      param_dtype: dtype of the parameters; the state and outputs follow [`jlstm.lstm`][]'s dtype policy
         (float32 for 16-bit parameters).
-      dtype: flax's computation dtype, as in :class:`jlstm.linen.LSTM`: the
+      dtype: flax's computation dtype, as in [`jlstm.linen.LSTM`][]: the
         parameters are cast to it inside the call (None, the default: not
         cast), so float32 parameters with ``dtype=jnp.bfloat16`` is mixed
         precision with float32 gradients.
-      kernel_init, recurrent_kernel_init: initialisers ``(key, shape, dtype) -> array``.
+      kernel_init: initialiser of ``kernel``, ``(key, shape, dtype) -> array``.
+      recurrent_kernel_init: initialiser of ``recurrent_kernel``, ``(key, shape, dtype) -> array``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jlstm, jlstm.nnx
       >>> from flax import nnx
       >>> model = jlstm.nnx.LSTM(3, 4, rngs=nnx.Rngs(0), return_sequences=True, dropout=0.2)
@@ -186,21 +195,25 @@ class LSTM(_Weights, _Layer):
 
 
 class Bidirectional(_Layer):
-    """Keras's ``Bidirectional(LSTM(units))`` as a ``flax.nnx`` module over :func:`jlstm.bidirectional`.
+    """Keras's ``Bidirectional(LSTM(units))`` as a ``flax.nnx`` module over [`jlstm.bidirectional`][].
 
     Holds the parameters of the two directions, ``forward`` and ``backward``,
     each with ``kernel``, ``recurrent_kernel``, ``bias`` and ``params`` as in
-    :class:`LSTM`. ``__call__(inputs, initial_state=None, mask=None, *,
-    deterministic=None, rngs=None)`` returns what :func:`jlstm.bidirectional`
+    [`LSTM`][jlstm.nnx.LSTM]. ``__call__(inputs, initial_state=None, mask=None, *,
+    deterministic=None, rngs=None)`` returns what [`jlstm.bidirectional`][]
     returns (``initial_state`` is ``(h_fwd, c_fwd, h_bwd, c_bwd)``); dropout as
-    in :class:`LSTM`, one key split between the directions.
+    in [`LSTM`][jlstm.nnx.LSTM], one key split between the directions.
+
+    The arguments other than those below are those of [`LSTM`][jlstm.nnx.LSTM], with the same
+    meaning, except ``go_backwards``, which this module does not have.
 
     Args:
-      input_dim, units, rngs: as in :class:`LSTM`.
+      input_dim: input features, as in [`LSTM`][jlstm.nnx.LSTM].
+      units: hidden units of each direction, as in [`LSTM`][jlstm.nnx.LSTM].
+      rngs: an ``nnx.Rngs``, as in [`LSTM`][jlstm.nnx.LSTM].
       merge_mode: ``"concat"`` (default), ``"sum"``, ``"mul"``, ``"ave"`` or None.
-      The others: as in :class:`LSTM` (no ``go_backwards``).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jlstm.nnx
       >>> from flax import nnx
       >>> model = jlstm.nnx.Bidirectional(3, 4, rngs=nnx.Rngs(0), return_state=True)

@@ -1,4 +1,4 @@
-"""The picture in the README's "How it works": one real run of ``LSTM(1)`` on ``[0.1, 0.2, 0.3]``.
+"""The picture of "Inside the loop" (docs/getting_started.md): a real ``LSTM(1)`` run on ``[0.1, 0.2, 0.3]``.
 
 ``python -m jlstm figure --out docs/how_it_works.png`` steps ``jlstm.lstm_cell`` over the tutorial's input to
 get every ``h_t`` and ``c_t``, checks them against what ``jlstm.lstm`` returns, and draws them: the hidden
