@@ -11,6 +11,7 @@ from . import _layer, _options, _validate
 from ._cell import Activation
 from ._options import Options
 from ._params import LSTMParams
+from ._plan import Plan
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -34,7 +35,7 @@ def bidirectional(
     training: bool = False,
     key: jax.Array | None = None,
     remat_chunk: int | None = None,
-    recurrence: str = "auto",
+    recurrence: str | Plan = "auto",
 ) -> Any:
     r"""Runs a forward and a backward LSTM over a sequence and merges them, as Keras's ``Bidirectional``.
 

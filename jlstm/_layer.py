@@ -128,11 +128,13 @@ def lstm(
         large matmuls over all steps, cuDNN's approach; ``"step"`` is the
         same forward pass under plain autodiff; ``"scan"`` hoists ``x W + b``
         out of the loop and is the only one that runs ``recurrent_dropout`` in
-        training or ``remat_chunk``. ``"auto"`` (the default) is
-        ``"fused"`` where it applies and ``"scan"`` otherwise. On CPU,
-        ``"fused"`` and ``"step"`` also choose from the shapes whether to run
-        the batch as two concurrent halves and whether to keep the state
-        features first.
+        training or ``remat_chunk``. A [`Plan`][jlstm.Plan] says how the
+        loop runs in full (layout, batch chains, where ``x W`` is computed,
+        which backward). ``"auto"`` (the default) runs the plan that
+        [`tune`][jlstm.tune] recorded for these shapes, else the default plan
+        for the shapes and the machine, and ``"scan"`` where only the scan
+        applies; ``"fused"`` and ``"step"`` take the default plan's layout
+        and chains with that backward.
 
     Returns:
       ``output`` if not ``return_state``, else ``(output, h, c)``.

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from . import _bidirectional, _dropout, _layer, _options, _validate
 from ._cell import Activation
 from ._params import LSTMParams, check_init, init_params
+from ._plan import Plan
 
 
 def stacked_lstm(
@@ -31,7 +32,7 @@ def stacked_lstm(
     training: bool = False,
     key: jax.Array | None = None,
     remat_chunk: int | None = None,
-    recurrence: str = "auto",
+    recurrence: str | Plan = "auto",
 ) -> Any:
     r"""Runs ``num_layers`` LSTMs (or bidirectional LSTMs) one on top of the other.
 
@@ -97,7 +98,7 @@ def stacked_lstm(
     Raises:
       TypeError: an argument of the wrong type: ``params_list`` is not a list
         of [`LSTMParams`][jlstm.LSTMParams], ``initial_state`` is not a tuple or list, a
-        non-array, a ``merge_mode`` or ``recurrence`` that is not a string, a
+        non-array, a ``merge_mode`` (when ``bidirectional``) or ``recurrence`` that is not a string, a
         flag that is not a Python bool, an activation that is not callable.
       ValueError: an argument of the right type with a wrong value: a shape
         disagrees, ``params_list`` has the wrong length or widths,
@@ -234,7 +235,7 @@ def init_stacked_params(
 
     Raises:
       TypeError: as in [`init_params`][jlstm.init_params]; ``num_layers`` is not an int,
-        ``bidirectional`` not a bool, ``merge_mode`` not a string.
+        ``bidirectional`` not a bool, ``merge_mode`` not a string when ``bidirectional``.
       ValueError: as in [`init_params`][jlstm.init_params]; ``num_layers`` below 1, an
         unknown ``merge_mode`` (or None) for a bidirectional stack.
 

@@ -17,6 +17,7 @@ from ._bidirectional import bidirectional
 from ._flax_init import check_config, half_safe, in_dtype, input_features, keras_bias
 from ._layer import lstm
 from ._params import LSTMParams
+from ._plan import Plan
 
 Initializer = Callable[..., jax.Array]
 
@@ -32,7 +33,7 @@ class _Config(nn.Module):
     recurrent_activation: Callable[[jax.Array], jax.Array] = jax.nn.sigmoid
     unroll: int | bool = 1
     remat_chunk: int | None = None
-    recurrence: str = "auto"
+    recurrence: str | Plan = "auto"
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
     unit_forget_bias: bool = True

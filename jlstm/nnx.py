@@ -16,11 +16,10 @@ from ._bidirectional import bidirectional
 from ._flax_init import check_config, half_safe, in_dtype, keras_bias
 from ._layer import lstm
 from ._params import LSTMParams
+from ._plan import Plan
 
 Initializer = Callable[..., jax.Array]
 Rngs = nnx.Rngs | nnx.RngStream | jax.Array
-_GLOROT_UNIFORM = jax.nn.initializers.glorot_uniform()  # Keras's default initialisers
-_ORTHOGONAL = jax.nn.initializers.orthogonal()
 
 
 class _Weights(nnx.Module):
@@ -159,15 +158,15 @@ class LSTM(_Weights, _Layer):
         recurrent_activation: Callable[[jax.Array], jax.Array] = jax.nn.sigmoid,
         unroll: int | bool = 1,
         remat_chunk: int | None = None,
-        recurrence: str = "auto",
+        recurrence: str | Plan = "auto",
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         deterministic: bool = True,
         unit_forget_bias: bool = True,
         param_dtype: Any = jnp.float32,
         dtype: Any = None,
-        kernel_init: Initializer = _GLOROT_UNIFORM,
-        recurrent_kernel_init: Initializer = _ORTHOGONAL,
+        kernel_init: Initializer = jax.nn.initializers.glorot_uniform(),  # noqa: B008 - a pure function
+        recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal(),  # noqa: B008 - a pure function
     ):
         self._configure("LSTM", locals())
         _Weights.__init__(
@@ -236,15 +235,15 @@ class Bidirectional(_Layer):
         recurrent_activation: Callable[[jax.Array], jax.Array] = jax.nn.sigmoid,
         unroll: int | bool = 1,
         remat_chunk: int | None = None,
-        recurrence: str = "auto",
+        recurrence: str | Plan = "auto",
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         deterministic: bool = True,
         unit_forget_bias: bool = True,
         param_dtype: Any = jnp.float32,
         dtype: Any = None,
-        kernel_init: Initializer = _GLOROT_UNIFORM,
-        recurrent_kernel_init: Initializer = _ORTHOGONAL,
+        kernel_init: Initializer = jax.nn.initializers.glorot_uniform(),  # noqa: B008 - a pure function
+        recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal(),  # noqa: B008 - a pure function
     ):
         init = {
             "rngs": rngs,
