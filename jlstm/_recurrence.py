@@ -25,7 +25,7 @@ How a loop runs (layout, batch chains, where ``x W`` is computed, unroll)
 is a :class:`~jlstm.Plan`, chosen in ``_plan``; the loops here receive it.
 
 Every variant computes exactly what :func:`scan` computes (Keras's equations
-and mask semantics); ``tests/test_recurrence.py`` checks each against Keras.
+and mask semantics); ``tests/test_keras.py`` checks each against Keras and ``tests/test_plan.py`` against the scan.
 """
 
 import functools

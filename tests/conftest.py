@@ -1,17 +1,21 @@
-"""Shared settings: tolerances in one table, strict JAX promotion, Keras on TensorFlow."""
+"""Shared settings and helpers: tolerances in one table, strict JAX promotion, Keras on TensorFlow, no tuned
+plans from outside the session, and probes that read jlstm's behaviour through its public API only."""
 
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# jlstm after the settings above.
+import jlstm
 
 # (rtol, atol) for comparisons against an oracle, by what is compared.
 TOLERANCES = {
@@ -65,3 +69,66 @@ def counting_tanh(traces):
         return jnp.tanh(x)
 
     return tanh
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_tuned_plans_from_outside(tmp_path_factory):
+    """Every test sees an empty plan cache: ``recurrence="auto"`` runs the defaults unless a test tunes."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JLSTM_CACHE_DIR", str(tmp_path_factory.mktemp("plan_cache")))
+        jlstm.clear_tuned_plans()
+        yield
+
+
+def dropout_masks(key, batch, input_dim, units, dropout, recurrent_dropout):
+    """The dropout masks :func:`jlstm.lstm` draws from ``key`` for these shapes and rates, read back by gradients.
+
+    Returns ``(input_masks, recurrent_masks)``, ``(4, batch, input_dim)`` and ``(4, batch, units)``, one per gate
+    (i, f, c, o): 0 where a value is dropped, ``1 / (1 - rate)`` where it is kept (1 everywhere for a rate of 0).
+
+    The masks depend only on the key, the shapes and the rates (Keras draws them once per call). For each gate g,
+    one step of an LSTM whose kernel and recurrent kernel are zero outside g's columns: the gradient of its
+    outputs with respect to ``x`` is ``m_g * (W_g dz_g)`` and with respect to ``h0`` is ``r_g * (R_g dz_g)``,
+    exactly zero where the mask is, and almost surely not elsewhere (random weights).
+    """
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, 1, input_dim)).astype(np.float32)
+    h0, c0, weights = (rng.normal(size=(batch, units)).astype(np.float32) for _ in range(3))
+    input_masks, recurrent_masks = [], []
+    for gate in range(4):
+        columns = np.zeros(4 * units, np.float32)
+        columns[gate * units : (gate + 1) * units] = 1.0
+        params = jlstm.LSTMParams(
+            (rng.normal(size=(input_dim, 4 * units)) * columns).astype(np.float32),
+            (rng.normal(size=(units, 4 * units)) * columns).astype(np.float32),
+            rng.normal(size=4 * units).astype(np.float32),
+        )
+
+        def loss(x, h0, params):
+            _, h, c = jlstm.lstm(params, x, initial_state=(h0, c0), dropout=dropout,
+                                 recurrent_dropout=recurrent_dropout, training=True, key=key, return_state=True)
+            return jnp.sum(h * weights) + jnp.sum(c)
+
+        gx, gh = jax.grad(loss, argnums=(0, 1))(x, h0, params)
+        input_masks.append(np.where(gx[:, 0] != 0, np.float32(1.0 / (1.0 - dropout)), np.float32(0)))
+        recurrent_masks.append(np.where(gh != 0, np.float32(1.0 / (1.0 - recurrent_dropout)), np.float32(0)))
+    return np.stack(input_masks), np.stack(recurrent_masks)
+
+
+# Every loop variant of jlstm.lstm, reached by passing its plan.
+PLANS = [
+    jlstm.Plan(layout, chains, projection, backward)
+    for layout in ("batch", "stacked", "features")
+    for chains in ((1,) if layout == "features" else (1, 2))
+    for projection in (("step",) if layout == "stacked" else ("step", "hoisted"))
+    for backward in ("fused", "autodiff")
+]
+
+
+def plan_id(recurrence):
+    """A test id for a ``recurrence``: its name, or the plan's fields."""
+    if isinstance(recurrence, str):
+        return recurrence
+    plan = recurrence
+    unroll = f"-unroll{plan.unroll}" if plan.unroll != 1 else ""
+    return f"{plan.layout}-{plan.chains}ch-{plan.projection}-{plan.backward}{unroll}"

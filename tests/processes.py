@@ -10,7 +10,7 @@ import pathlib
 import socket
 import subprocess
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def run_once(tmp_path_factory, name: str, run: Callable[[pathlib.Path], None]) -> pathlib.Path:

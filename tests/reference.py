@@ -2,7 +2,7 @@
 
 One step at a time, no fusion, no JAX: masks, go_backwards, initial_state and
 time_major behave as in ``keras.layers.LSTM``. Checked against Keras in
-``tests/test_numerics.py``.
+``tests/test_keras.py``; jlstm is checked against it in ``tests/test_numpy.py``.
 """
 
 import numpy as np

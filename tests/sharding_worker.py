@@ -26,10 +26,10 @@ import time
 
 RECURRENCES = ("auto", "scan", "step", "fused")
 # Every recurrence runs through lstm and bidirectional (go_backwards). The models built on them pass
-# ``recurrence`` on unchanged (tests/test_options_passthrough.py) and run the default only, which keeps the
-# file fast: what is theirs is the plumbing around the calls (a layer's sequence as the next layer's input,
-# stacked states with the batch second, flax's parameter dict and nnx.State). JLSTM_SHARDING_FULL_GRID=1
-# runs every recurrence for them too (four times the work).
+# ``recurrence`` on unchanged (test_bidirectional.py, test_stacked.py, test_flax.py) and run the default only,
+# which keeps the file fast: what is theirs is the plumbing around the calls (a layer's sequence as the next
+# layer's input, stacked states with the batch second, flax's parameter dict and nnx.State).
+# JLSTM_SHARDING_FULL_GRID=1 runs every recurrence for them too (four times the work).
 FULL = os.environ.get("JLSTM_SHARDING_FULL_GRID") == "1"
 COMPOSED = RECURRENCES if FULL else ("auto",)
 MODELS = {
@@ -105,7 +105,7 @@ def model(name: str, recurrence: str):
 
     import jlstm
 
-    flags = dict(return_sequences=True, return_state=True, recurrence=recurrence)
+    flags = {"return_sequences": True, "return_state": True, "recurrence": recurrence}
     key = jax.random.key(1)
     if name == "lstm":
         return jlstm.init_params(key, INPUT_DIM, UNITS), lambda p, x, m: jlstm.lstm(p, x, mask=m, **flags)

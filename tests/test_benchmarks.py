@@ -9,8 +9,8 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-import bench_impl  # noqa: E402
-import run as bench_run  # noqa: E402
+import bench_impl
+import run as bench_run
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 from flax import nnx
 
 import jlstm
-from conftest import assert_bit_identical, bits
 import jlstm.linen
 import jlstm.nnx
+from conftest import assert_bit_identical, bits
 
 
 def _assert_bit_identical(actual, expected):
@@ -92,7 +92,7 @@ def test_linen_variables_round_trip(module, tmp_path):
     dropout = {"dropout": jax.random.key(3)}
     for how, r in restored.items():
         _assert_bit_identical(r, variables)
-        for kwargs in ({}, dict(deterministic=False, rngs=dropout)):
+        for kwargs in ({}, {"deterministic": False, "rngs": dropout}):
             np.testing.assert_array_equal(
                 bits(model.apply(r, x, **kwargs)), bits(model.apply(variables, x, **kwargs)), err_msg=how
             )

@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from conftest import assert_close
 from distributed_worker import BATCH, STEPS, VARIANTS
 from processes import free_port, run_once, run_side_by_side

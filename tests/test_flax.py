@@ -1,9 +1,8 @@
-"""jlstm.linen and jlstm.nnx: the pure functions' numbers, interchangeable parameters, trainable."""
+"""jlstm.linen and jlstm.nnx: the pure functions' numbers, interchangeable parameters, the loop options, dropout,
+mixed precision, trainable with optax.
 
-import os
-import pathlib
-import subprocess
-import sys
+Saving and restoring them: test_checkpoint.py; their errors: test_bad_inputs.py.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +17,7 @@ import jlstm.nnx
 from conftest import assert_close
 
 BATCH, TIME, INPUT_DIM, UNITS = 3, 5, 4, 3
-FLAGS = dict(return_sequences=True, return_state=True)
+FLAGS = {"return_sequences": True, "return_state": True}
 
 
 def data(seed=0):
@@ -87,6 +86,37 @@ def test_bidirectional_wrappers_equal_pure_with_copied_params(merge_mode):
     assert_same(nnx_model(x, state, mask), expected)
 
 
+def test_the_loop_options_reach_the_pure_functions():
+    """The pair that only the scan runs is refused, so remat_chunk and recurrence arrive; with the scan, the
+    modules give the pure functions' numbers."""
+    x, mask, _, _ = data()
+    fwd, bwd = random_params(0), random_params(1)
+    both = {"params": {"forward": fwd._asdict(), "backward": bwd._asdict()}}
+
+    def modules(recurrence):
+        """(module called on x, expected output) for linen's and nnx's LSTM and Bidirectional."""
+        options = {"return_sequences": True, "remat_chunk": 2, "recurrence": recurrence}
+        nnx_lstm = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), **options)
+        set_nnx_lstm(nnx_lstm, fwd)
+        nnx_bi = jlstm.nnx.Bidirectional(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), **options)
+        set_nnx_lstm(nnx_bi.forward, fwd)
+        set_nnx_lstm(nnx_bi.backward, bwd)
+        lstm = jlstm.lstm(fwd, x, mask=mask, return_sequences=True)
+        bi = jlstm.bidirectional(fwd, bwd, x, mask=mask, return_sequences=True)
+        return [
+            (lambda: jlstm.linen.LSTM(UNITS, **options).apply({"params": fwd._asdict()}, x, mask=mask), lstm),
+            (lambda: jlstm.linen.Bidirectional(UNITS, **options).apply(both, x, mask=mask), bi),
+            (lambda: nnx_lstm(x, mask=mask), lstm),
+            (lambda: nnx_bi(x, mask=mask), bi),
+        ]
+
+    for call, _ in modules("fused"):
+        with pytest.raises(ValueError, match="remat_chunk"):
+            call()
+    for call, expected in modules("scan"):
+        assert_close(call(), expected)
+
+
 def test_initialisers_match_init_params():
     """The same distributions as init_params: Glorot-uniform bounds, orthogonal rows, Keras's bias."""
     model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0))
@@ -106,15 +136,20 @@ def test_half_precision_parameters():
     assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {jnp.dtype(jnp.bfloat16)}
     nnx_model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), param_dtype=jnp.bfloat16)
     assert nnx_model.params.recurrent_kernel.dtype == jnp.bfloat16
-    # Outputs have the state dtype, float32 for 16-bit params (the dtype policy in jlstm.lstm).
-    assert linen_model.apply(variables, x).dtype == nnx_model(x).dtype == jnp.float32
+    # Outputs have the state dtype, float32 for 16-bit params (the dtype policy in jlstm.lstm), and the pure
+    # functions' numbers for the same 16-bit params.
+    linen_out, nnx_out = linen_model.apply(variables, x), nnx_model(x)
+    assert linen_out.dtype == nnx_out.dtype == jnp.float32
+    halves = (jlstm.LSTMParams(**variables["params"][d]) for d in ("forward", "backward"))
+    assert_same(linen_out, jlstm.bidirectional(*halves, x))
+    assert_same(nnx_out, jlstm.lstm(nnx_model.params, x))
 
 
 def test_computation_dtype_is_mixed_precision():
     """``dtype=bfloat16`` on float32 params: the pure call on cast params; float32 params and gradients."""
     x, mask, state, _ = data()
     fwd, bwd = random_params(0), random_params(1)
-    bf16 = lambda p: jax.tree.map(lambda a: a.astype(jnp.bfloat16), p)  # noqa: E731
+    bf16 = lambda p: jax.tree.map(lambda a: a.astype(jnp.bfloat16), p)
     expected = jlstm.lstm(bf16(fwd), x, initial_state=state[:2], mask=mask, **FLAGS)
     float32 = jlstm.lstm(fwd, x, initial_state=state[:2], mask=mask, **FLAGS)
     assert np.abs(expected[0] - float32[0]).max() > 1e-4  # 16-bit operands do round
@@ -146,14 +181,12 @@ def test_computation_dtype_is_mixed_precision():
     set_nnx_lstm(bi_nnx.forward, fwd)
     set_nnx_lstm(bi_nnx.backward, bwd)
     assert_same(bi_nnx(x, state, mask), bi_expected)
-    with pytest.raises(TypeError, match="LSTM: dtype must be a floating dtype or None, got 'int8'"):
-        jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), dtype="int8")(x)
 
 
 def test_dropout_in_wrappers():
     x, mask, _, _ = data()
     key = jax.random.key(5)
-    kw = dict(dropout=0.3, recurrent_dropout=0.2, return_sequences=True)
+    kw = {"dropout": 0.3, "recurrent_dropout": 0.2, "return_sequences": True}
     # nnx with an explicit key is exactly the pure function with that key.
     model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), **kw)
     pure = jlstm.lstm(model.params, x, mask=mask, training=True, key=key, **kw)
@@ -277,13 +310,3 @@ def test_nnx_optax_training_lowers_loss(name):
         train_step(model, optimizer)
     model.eval()
     assert loss(model) < 0.9 * before
-
-
-def test_import_jlstm_does_not_import_flax():
-    code = (
-        "import sys, jlstm; heavy = {'flax', 'keras', 'tensorflow', 'torch', 'optax'}; "
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy); "
-        "assert not loaded, loaded"
-    )
-    root = str(pathlib.Path(jlstm.__file__).parent.parent)
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": root}, cwd=root)

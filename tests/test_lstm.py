@@ -1,7 +1,8 @@
-"""The core on its own: the scan against a loop, tracing, transformations, init, errors, properties."""
+"""jlstm.lstm on its own: a Python loop over the cell as the reference, tracing, vmap, the invariants (hypothesis),
+remat_chunk, long sequences streamed in chunks, the low-precision dtype policy, and NaNs.
 
-import subprocess
-import sys
+Against Keras: test_keras.py; against the float64 NumPy oracle: test_numpy.py; the plans: test_plan.py.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 import jlstm
 from conftest import assert_close, counting_tanh
+from strategies import SETTINGS, problems, time_major
 
 
 def make(batch=3, time=6, input_dim=4, units=5, seed=0):
@@ -51,32 +53,14 @@ def test_scan_equals_python_loop_over_the_cell(go_backwards, masked, jit):
     assert_close(c, ref_state.c)
 
 
-def test_jit_equals_eager_bitwise_for_the_cell():
-    params, x = make()
-    state = jlstm.LSTMState(jnp.ones((3, 5)), jnp.ones((3, 5)))
-    eager = jlstm.lstm_cell(params, state, x[:, 0])
-    jitted = jax.jit(jlstm.lstm_cell)(params, state, x[:, 0])
-    jax.tree.map(assert_close, jitted, eager)
-
-
-def test_cell_is_a_scan_body():
-    params, x = make()
-    state = jlstm.LSTMState(jnp.zeros((3, 5)), jnp.zeros((3, 5)))
-    final, ys = jax.lax.scan(lambda s, xt: jlstm.lstm_cell(params, s, xt), state, x.swapaxes(0, 1))
-    seq, h, c = jlstm.lstm(params, x, return_sequences=True, return_state=True)
-    assert_close(ys.swapaxes(0, 1), seq)
-    assert_close(final.h, h)
-    assert_close(final.c, c)
-
-
-def test_second_call_with_same_shapes_and_flags_does_not_retrace():
-    """Flags are static and cached: an eager call traces once per shapes and flags, not once per call."""
+def test_second_call_with_same_shapes_and_options_does_not_retrace():
+    """Flags and options are static and cached: an eager call traces once per shapes and options, not per call."""
     params, x = make()
     traces = []
     tanh = counting_tanh(traces)  # grows only while jlstm traces
 
-    def run(x, **flags):
-        return jlstm.lstm(params, x, activation=tanh, return_sequences=True, **flags)
+    def run(x, **options):
+        return jlstm.lstm(params, x, activation=tanh, return_sequences=True, **options)
 
     run(x)
     traced = len(traces)
@@ -88,6 +72,12 @@ def test_second_call_with_same_shapes_and_flags_does_not_retrace():
     assert len(traces) > traced
     traced = len(traces)
     run(x[:, :4])  # another shape: traced again
+    assert len(traces) > traced
+    run(x, remat_chunk=3)
+    traced = len(traces)
+    run(x + 1.0, remat_chunk=3)  # the same chunk: not traced again
+    assert len(traces) == traced
+    run(x, remat_chunk=4)  # another chunk: traced again
     assert len(traces) > traced
 
 
@@ -105,193 +95,231 @@ def test_vmap_over_parameters_for_an_ensemble():
     _, x = make()
     out = jax.vmap(lambda p: jlstm.lstm(p, x))(ensemble)
     for i in range(3):
-        assert_close(out[i], jlstm.lstm(jax.tree.map(lambda a: a[i], ensemble), x))
+        assert_close(out[i], jlstm.lstm(jax.tree.map(lambda a, i=i: a[i], ensemble), x))
 
 
-def test_grad_matches_finite_differences():
-    params, x = make(batch=2, time=3, input_dim=2, units=2)
-    with jax.enable_x64(True):
-        params, x = jax.tree.map(lambda a: np.asarray(a, np.float64), (params, x))
-        loss = lambda kernel: jnp.sum(jlstm.lstm(params._replace(kernel=kernel), x) ** 2)  # noqa: E731
-        kernel = params.kernel
-        grad = jax.grad(loss)(kernel)
-        eps = 1e-6
-        bump = np.zeros_like(kernel)
-        bump[1, 3] = eps
-        numeric = (loss(kernel + bump) - loss(kernel - bump)) / (2 * eps)
-    assert abs(float(grad[1, 3]) - float(numeric)) < 1e-7
+# --- invariants (hypothesis) -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("recurrence", ["auto", "scan", "step", "fused"])
-def test_hessian_vector_products_compose(recurrence):
-    """Forward over reverse mode: the HVP equals central differences of the gradient, and the scan's HVP."""
-    params, x = make(batch=2, time=3, input_dim=2, units=2)
-    with jax.enable_x64(True):
-        params, x = jax.tree.map(lambda a: np.asarray(a, np.float64), (params, x))
-        direction = np.asarray(jax.random.normal(jax.random.key(9), params.kernel.shape), np.float64)
-
-        def grad(kernel, recurrence=recurrence):
-            def loss(k):
-                return jnp.sum(jlstm.lstm(params._replace(kernel=k), x, recurrence=recurrence) ** 2)
-
-            return jax.grad(loss)(kernel)
-
-        def hvp(recurrence):
-            return jax.jvp(lambda k: grad(k, recurrence), (params.kernel,), (direction,))[1]
-
-        eps = 1e-6
-        numeric = (grad(params.kernel + eps * direction) - grad(params.kernel - eps * direction)) / (2 * eps)
-        actual, scan = hvp(recurrence), hvp("scan")
-    assert_close(actual, numeric, "float64_fd")
-    assert_close(actual, scan, "float64")
-
-
-# --- init_params -----------------------------------------------------------------------------------------
-
-
-def test_init_params_follows_keras_initialisers():
-    input_dim, units = 64, 32
-    params = jlstm.init_params(jax.random.key(0), input_dim, units)
-    limit = np.sqrt(6 / (input_dim + 4 * units))  # Glorot uniform
-    kernel = np.asarray(params.kernel)
-    assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.95 * limit
-    assert abs(kernel.std() - limit / np.sqrt(3)) < 0.05 * limit
-    rk = np.asarray(params.recurrent_kernel)
-    np.testing.assert_allclose(rk @ rk.T, np.eye(units), atol=1e-5)  # orthonormal rows
-    expected_bias = np.zeros(4 * units, np.float32)
-    expected_bias[units : 2 * units] = 1.0
-    np.testing.assert_array_equal(params.bias, expected_bias)
-    no_forget = jlstm.init_params(jax.random.key(0), input_dim, units, unit_forget_bias=False)
-    np.testing.assert_array_equal(no_forget.bias, 0)
-    assert jlstm.init_params(jax.random.key(0), 2, 3, dtype=jnp.bfloat16).kernel.dtype == jnp.bfloat16
-
-
-def test_plain_tuples_are_accepted_for_params_and_state():
-    params, x = make()
-    state = (jnp.ones((3, 5)), jnp.zeros((3, 5)))
-    a = jlstm.lstm(tuple(params), x, initial_state=state)
-    b = jlstm.lstm(params, x, initial_state=jlstm.LSTMState(*state))
-    assert_close(a, b)
-
-
-def test_import_jlstm_does_not_import_frameworks():
-    code = (
-        "import sys, jlstm; "
-        "bad = [m for m in ('flax', 'keras', 'tensorflow', 'torch', 'optax') if m in sys.modules]; "
-        "assert not bad, bad"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
-# --- bad input ---------------------------------------------------------------------------------------------
-
-P, X = make()
-STATE = (jnp.zeros((3, 5)), jnp.zeros((3, 5)))
-
-
-@pytest.mark.parametrize(
-    "kwargs, error, words",
-    [
-        (dict(inputs=X[0]), ValueError, ["inputs", "(batch, time, 4)", "(6, 4)"]),
-        (dict(inputs=X[..., :3]), ValueError, ["inputs", "(batch, time, 4)", "(3, 6, 3)"]),
-        (dict(inputs=X[:, :0]), ValueError, ["inputs", "(3, 0, 4)"]),
-        (dict(inputs=X.astype(jnp.int32)), TypeError, ["inputs", "int32"]),
-        (dict(inputs=X > 0), TypeError, ["inputs", "bool"]),
-        (dict(inputs=X.tolist()), TypeError, ["inputs", "list"]),
-        (dict(initial_state=(STATE[0][:2], STATE[1])), ValueError, ["initial_state", "(3, 5)", "(2, 5)"]),
-        (dict(initial_state=(STATE[0], STATE[1][:, :4])), ValueError, ["initial_state", "(3, 5)", "(3, 4)"]),
-        (dict(initial_state=STATE[0]), TypeError, ["initial_state", "(h, c)"]),
-        (dict(initial_state=(STATE[0],)), ValueError, ["initial_state", "(h, c)", "length 1"]),
-        (dict(mask=jnp.ones((3, 5), bool)), ValueError, ["mask", "(3, 6)", "(3, 5)"]),
-        (dict(mask=jnp.ones((6, 3), bool)), ValueError, ["mask", "(3, 6)", "(6, 3)"]),
-        (dict(params=P._replace(kernel=P.kernel[:, :12])), ValueError, ["kernel", "(input_dim, 20)", "(4, 12)"]),
-        (dict(params=P._replace(bias=P.bias[:-1])), ValueError, ["bias", "(20,)", "(19,)"]),
-        (dict(params=P._replace(recurrent_kernel=P.recurrent_kernel[:4])), ValueError, ["recurrent_kernel", "(4, 20)"]),
-        (dict(params=P._replace(bias=P.bias.astype(jnp.bfloat16))), TypeError, ["bias=bfloat16"]),
-        (dict(params=P[:2]), ValueError, ["params", "LSTMParams", "length 2"]),
-        (dict(unroll=0), ValueError, ["unroll"]),
-    ],
-)
-def test_bad_inputs_raise_readable_errors(kwargs, error, words):
-    args = dict(params=P, inputs=X) | kwargs
-    params, inputs = args.pop("params"), args.pop("inputs")
-    with pytest.raises(error) as info:
-        jlstm.lstm(params, inputs, **args)
-    for word in words:
-        assert word in str(info.value), (word, str(info.value))
-    # The same check fires when traced under jit: no XLA error.
-    if not isinstance(inputs, list):
-        with pytest.raises(error):
-            jax.jit(lambda p, x: jlstm.lstm(p, x, **args))(params, inputs)
-
-
-@pytest.mark.parametrize(
-    "call, words",
-    [
-        (lambda: jlstm.lstm_cell(P, STATE, X[:, 0, :3]), ["lstm_cell", "x", "(batch, 4)", "(3, 3)"]),
-        (lambda: jlstm.lstm_cell(P, (STATE[0][:1], STATE[1]), X[:, 0]), ["state", "(3, 5)", "(1, 5)"]),
-        (lambda: jlstm.init_params(jax.random.key(0), 0, 5), ["input_dim", "positive"]),
-        (lambda: jlstm.init_params(jax.random.key(0), 3, -2), ["units", "positive"]),
-    ],
-)
-def test_bad_cell_and_init_arguments(call, words):
-    with pytest.raises(ValueError) as info:
-        call()
-    for word in words:
-        assert word in str(info.value)
-
-
-def test_integer_dtype_for_init_is_a_type_error():
-    with pytest.raises(TypeError, match="dtype"):
-        jlstm.init_params(jax.random.key(0), 3, 2, dtype=jnp.int32)
-
-
-# --- properties --------------------------------------------------------------------------------------------
-
-PROPERTY_PARAMS = jlstm.init_params(jax.random.key(3), 3, 4)
-# (batch, time): a few shapes, so that hypothesis explores values and masks, not compilations
-dims = st.sampled_from([(1, 1), (1, 5), (3, 1), (4, 6)])
-SETTINGS = settings(max_examples=25, deadline=None)
-
-
-def _inputs(seed, batch, time):
-    return jax.random.normal(jax.random.key(seed), (batch, time, 3))
-
-
-@SETTINGS
-@given(dims=dims, seed=st.integers(0, 2**16), go_backwards=st.booleans())
-def test_property_last_step_of_sequence_is_h(dims, seed, go_backwards):
-    x = _inputs(seed, *dims)
-    seq, h, _ = jlstm.lstm(PROPERTY_PARAMS, x, return_sequences=True, return_state=True, go_backwards=go_backwards)
-    np.testing.assert_array_equal(seq[:, -1], h)  # one program: the very same numbers
-    # Another program: without the (T, B, H) outputs, XLA compiles this tiny loop into one kernel, whose
+@settings(max_examples=20, **SETTINGS)
+@given(problems(masked=False), st.booleans(), st.booleans())
+def test_last_element_of_the_sequence_is_h(problem, go_backwards, major):
+    params, x, _, state = problem
+    x, _ = time_major(x, None, major)
+    flags = {"initial_state": state, "go_backwards": go_backwards, "time_major": major}
+    seq, h, _ = jlstm.lstm(params, x, return_sequences=True, return_state=True, **flags)
+    last = seq[-1] if major else seq[:, -1]
+    np.testing.assert_array_equal(np.asarray(last), np.asarray(h))  # one program: the very same numbers
+    # Another program: without the (T, B, H) outputs, XLA may compile this tiny loop into one kernel, whose
     # float32 rounding may differ by an ulp from the loop of single operations.
-    assert_close(jlstm.lstm(PROPERTY_PARAMS, x, go_backwards=go_backwards), h)
+    assert_close(jlstm.lstm(params, x, **flags), h)
 
 
-@SETTINGS
-@given(dims=dims, seed=st.integers(0, 2**16), data=st.data())
-def test_property_fully_masked_rows_return_initial_state_and_zeros(dims, seed, data):
-    batch, time = dims
-    x = _inputs(seed, batch, time)
+@settings(max_examples=20, **SETTINGS)
+@given(problems(masked=True, with_state=True), st.booleans(), st.data())
+def test_fully_masked_rows_return_the_initial_state_and_output_zeros(problem, go_backwards, data):
+    params, x, mask, state = problem
+    batch = x.shape[0]
     rows = np.array(data.draw(st.lists(st.booleans(), min_size=batch, max_size=batch)))  # True: fully masked
-    mask = np.asarray(jax.random.bernoulli(jax.random.key(seed + 1), 0.7, (batch, time))) & ~rows[:, None]
-    state = tuple(jax.random.normal(jax.random.key(seed + 2), (2, batch, 4)))
-    seq, h, c = jlstm.lstm(
-        PROPERTY_PARAMS, x, initial_state=state, mask=mask, return_sequences=True, return_state=True
-    )
-    np.testing.assert_array_equal(h[rows], state[0][rows])
-    np.testing.assert_array_equal(c[rows], state[1][rows])
-    np.testing.assert_array_equal(seq[rows], 0)
+    rows[data.draw(st.integers(0, batch - 1))] = True  # at least one
+    mask[rows] = False
+    seq, h, c = jlstm.lstm(params, x, mask=mask, initial_state=state, go_backwards=go_backwards,
+                           return_sequences=True, return_state=True)
+    np.testing.assert_array_equal(np.asarray(h)[rows], state[0][rows])
+    np.testing.assert_array_equal(np.asarray(c)[rows], state[1][rows])
+    np.testing.assert_array_equal(np.asarray(seq)[rows], 0)  # Keras: zeros, not h0
 
 
-@SETTINGS
-@given(dims=dims, seed=st.integers(0, 2**16), masked=st.booleans())
-def test_property_go_backwards_equals_forward_on_reversed_input(dims, seed, masked):
-    x = _inputs(seed, *dims)
-    mask = jax.random.bernoulli(jax.random.key(seed + 1), 0.7, dims) if masked else None
-    flags = dict(return_sequences=True, return_state=True)
-    backwards = jlstm.lstm(PROPERTY_PARAMS, x, mask=mask, go_backwards=True, **flags)
+@settings(max_examples=20, **SETTINGS)
+@given(problems(), st.booleans())
+def test_go_backwards_equals_running_forward_on_the_reversed_input(problem, return_sequences):
+    params, x, mask, state = problem
+    flags = {"initial_state": state, "return_sequences": return_sequences, "return_state": True}
+    backwards = jlstm.lstm(params, x, mask=mask, go_backwards=True, **flags)
     reversed_mask = None if mask is None else mask[:, ::-1]
-    forward = jlstm.lstm(PROPERTY_PARAMS, x[:, ::-1], mask=reversed_mask, **flags)
+    forward = jlstm.lstm(params, x[:, ::-1], mask=reversed_mask, **flags)
     jax.tree.map(np.testing.assert_array_equal, backwards, forward)
+
+
+# --- remat_chunk -------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=10, **SETTINGS)
+@given(problems(), st.booleans(), st.integers(1, 6))
+def test_remat_chunk_changes_no_value(problem, go_backwards, remat_chunk):
+    params, x, mask, state = problem
+    flags = {"mask": mask, "initial_state": state, "go_backwards": go_backwards, "return_sequences": True,
+                 "return_state": True}
+    chunked = jlstm.lstm(params, x, remat_chunk=remat_chunk, **flags)
+    plain = jlstm.lstm(params, x, **flags)
+    for a, e in zip(chunked, plain):
+        assert_close(a, e)
+    assert bool(jnp.all(jnp.isfinite(chunked[0])))
+
+
+def _value_and_grads(params, x, state, mask, flags, remat_chunk):
+    def loss(params, x, state, mask):
+        out = jlstm.lstm(params, x, initial_state=state, mask=mask, remat_chunk=remat_chunk, **flags)
+        out = out if isinstance(out, tuple) else (out,)
+        return sum(jnp.sum(jnp.sin(o)) for o in out)
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, x, state, mask)
+
+
+REMAT_CASES = [  # (flags, masked, remat_chunk); T = 23 is a multiple of no chunk but 1 and 23
+    ({}, False, 5),
+    ({}, True, 1),
+    ({"return_sequences": True}, True, 5),
+    ({"go_backwards": True, "return_state": True}, True, 23),
+    ({"return_sequences": True, "return_state": True, "go_backwards": True}, False, 4),
+    ({"return_sequences": True, "return_state": True, "go_backwards": True}, True, 6),
+    ({"return_sequences": True, "time_major": True}, True, 40),
+]
+
+
+@pytest.mark.parametrize("flags, masked, remat_chunk", REMAT_CASES,
+                         ids=lambda v: ("-".join(v) or "default") if isinstance(v, dict) else str(v))
+def test_remat_chunk_gives_the_same_values_and_gradients(flags, masked, remat_chunk):
+    batch, time = 3, 23
+    params = jlstm.init_params(jax.random.key(0), 4, 5)
+    x = jax.random.normal(jax.random.key(1), (batch, time, 4))
+    keys = jax.random.split(jax.random.key(2), 3)
+    state = tuple(jax.random.normal(k, (batch, 5)) for k in keys[:2])
+    mask = jax.random.bernoulli(keys[2], 0.7, (batch, time)) if masked else None
+    if flags.get("time_major"):
+        x = jnp.swapaxes(x, 0, 1)
+        mask = None if mask is None else mask.T
+    expected = _value_and_grads(params, x, state, mask, flags, None)
+    actual = _value_and_grads(params, x, state, mask, flags, remat_chunk)
+    assert_close(actual[0], expected[0])
+    for a, e in zip(jax.tree.leaves(actual[1]), jax.tree.leaves(expected[1])):
+        assert_close(a, e)
+
+
+def test_remat_chunk_recomputes_instead_of_storing():
+    """The compiled training step keeps far fewer temporary bytes (benchmarks/memory.py: T = 10,000)."""
+    params = jlstm.init_params(jax.random.key(0), 4, 32)
+    x = jnp.zeros((4, 1_000, 4))
+
+    def temp_bytes(remat_chunk):
+        loss = lambda p: jnp.sum(jlstm.lstm(p, x, remat_chunk=remat_chunk))
+        return jax.jit(jax.grad(loss)).lower(params).compile().memory_analysis().temp_size_in_bytes
+
+    plain, chunked = temp_bytes(None), temp_bytes(32)
+    assert chunked * 5 < plain, (chunked, plain)
+
+
+# --- long sequences in chunks ------------------------------------------------------------------------------
+
+
+def test_streaming_100k_steps_in_chunks_equals_one_call():
+    long, chunk = 100_000, 12_500
+    params = jlstm.init_params(jax.random.key(0), 3, 4)
+    x = jax.random.normal(jax.random.key(1), (2, long, 3))
+    seq, h, c = jlstm.lstm(params, x, return_sequences=True, return_state=True)
+    state, pieces = None, []
+    for start in range(0, long, chunk):
+        piece, *state = jlstm.lstm(params, x[:, start : start + chunk], initial_state=state,
+                                   return_sequences=True, return_state=True)
+        pieces.append(piece)
+    assert_close(jnp.concatenate(pieces, axis=1), seq)
+    assert_close(state[0], h)
+    assert_close(state[1], c)
+    assert bool((seq[:, -1] == h).all())
+
+
+def test_streaming_with_a_mask_carries_the_state():
+    """With masks the state streams exactly (a chunk's leading masked steps output zeros, as in Keras)."""
+    params = jlstm.init_params(jax.random.key(0), 3, 4)
+    time, chunk = 6_000, 1_000
+    x = jax.random.normal(jax.random.key(1), (2, time, 3))
+    mask = jax.random.bernoulli(jax.random.key(2), 0.7, (2, time))
+    _, h, c = jlstm.lstm(params, x, mask=mask, return_state=True)
+    state = None
+    for start in range(0, time, chunk):
+        _, *state = jlstm.lstm(params, x[:, start : start + chunk], mask=mask[:, start : start + chunk],
+                               initial_state=state, return_state=True)
+    assert_close(state[0], h)
+    assert_close(state[1], c)
+
+
+# --- dtypes ------------------------------------------------------------------------------------------------
+
+
+def _cast(tree, dtype):
+    return jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
+def test_low_precision_policy_keeps_float32_state(dtype):
+    """16-bit params: operands in 16 bits, state and outputs in float32, gradients in the params' dtype."""
+    params, x = make(seed=3)
+    rng = np.random.default_rng(3)
+    state = tuple(rng.normal(size=(3, 5)) for _ in "hc")
+    mask = jnp.asarray(rng.random((3, 6)) < 0.6).at[0].set(True).at[1].set(False)  # unmasked, fully masked, mixed
+    p16, x16 = _cast(params, dtype), jnp.asarray(x, dtype)
+    out = jlstm.lstm(p16, x16, initial_state=_cast(state, dtype), mask=mask, return_sequences=True,
+                     return_state=True)
+    assert [a.dtype for a in out] == [jnp.float32] * 3
+    # The same rounded weights and inputs in float32: the only difference left is h rounded to 16 bits
+    # before each recurrent matmul.
+    expected = jlstm.lstm(_cast(p16, jnp.float32), x16.astype(jnp.float32), initial_state=_cast(state, dtype),
+                          mask=mask, return_sequences=True, return_state=True)
+    for a, e in zip(out, expected):
+        assert_close(a, e, jnp.dtype(dtype).name)
+    grads = jax.grad(lambda p: jnp.sum(jlstm.lstm(p, x16)))(p16)
+    assert all(g.dtype == dtype for g in grads)
+    # a returned state fed back loses nothing: two halves equal one call
+    first = jlstm.lstm(p16, x16[:, :3], return_state=True)
+    second = jlstm.lstm(p16, x16[:, 3:], initial_state=first[1:], return_state=True)
+    whole = jlstm.lstm(p16, x16, return_state=True)
+    for a, e in zip(second, whole):
+        assert_close(a, e)
+
+
+# --- NaNs --------------------------------------------------------------------------------------------------
+
+
+def test_nan_in_one_row_stays_in_that_row():
+    params, x = make(batch=4, time=9, seed=7)
+    state = tuple(jax.random.normal(jax.random.key(9), (2, 4, 5)))
+    bad, clean = 2, np.array([0, 1, 3])
+    x_nan = x.at[bad, 4, 1].set(jnp.nan)
+    x_zero = x.at[bad, 4, 1].set(0.0)
+
+    def run(x):
+        return jlstm.lstm(params, x, initial_state=state, return_sequences=True, return_state=True)
+
+    out_nan, out_zero = run(x_nan), run(x_zero)
+    for a, e in zip(out_nan, out_zero):
+        np.testing.assert_array_equal(np.asarray(a)[clean], np.asarray(e)[clean])
+    assert bool(jnp.isnan(out_nan[0][bad, 4:]).all())
+
+    def clean_loss(x):  # depends on the clean rows only
+        return jnp.sum(run(x)[0][clean] ** 2)
+
+    gx_nan, gx_zero = jax.grad(clean_loss)(x_nan), jax.grad(clean_loss)(x_zero)
+    np.testing.assert_array_equal(np.asarray(gx_nan)[clean], np.asarray(gx_zero)[clean])
+    assert bool(jnp.isfinite(gx_nan[clean]).all())
+
+
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+def test_nan_in_masked_steps_is_ignored_also_by_gradients(go_backwards):
+    """Padding with NaN: masked steps do not touch the outputs, the state, or any gradient."""
+    params, x = make(time=9, seed=8)
+    state = tuple(jax.random.normal(jax.random.key(10), (2, 3, 5)))
+    m = jax.random.bernoulli(jax.random.key(11), 0.6, (3, 9)).at[0].set(True).at[1].set(False)
+    x_nan = jnp.where(m[:, :, None], x, jnp.nan)
+    x_zero = jnp.where(m[:, :, None], x, 0.0)
+
+    def loss(params, x):
+        seq, h, c = jlstm.lstm(params, x, initial_state=state, mask=m, go_backwards=go_backwards,
+                               return_sequences=True, return_state=True)
+        return jnp.sum(seq**2) + jnp.sum(h * c)
+
+    v_nan, g_nan = jax.value_and_grad(loss, argnums=(0, 1))(params, x_nan)
+    v_zero, g_zero = jax.value_and_grad(loss, argnums=(0, 1))(params, x_zero)
+    assert bool(jnp.isfinite(v_nan))
+    assert float(v_nan) == float(v_zero)
+    for a, e in zip(jax.tree.leaves(g_nan), jax.tree.leaves(g_zero)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(e))

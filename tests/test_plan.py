@@ -1,89 +1,117 @@
-"""Execution plans: the defaults' rules, plan checks, the autotuner and its cache."""
+"""How jlstm.lstm runs its loop: every jlstm.Plan and every ``recurrence`` gives the scan's numbers, ``"auto"`` runs
+the plan tune() recorded or else the default one, and tune() times the documented candidates and keeps its
+choice in memory and on disk.
+
+The plans against Keras: test_keras.py; under every JAX transformation: test_transforms.py; the errors for bad
+plans and tune arguments: test_bad_inputs.py.
+"""
 
 import json
 import warnings
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import jlstm
-from jlstm import _plan
+from conftest import PLANS, assert_close, plan_id
+
+B, T, I, H = 4, 5, 4, 6
 
 
-def problem(batch=32, time=100, input_dim=128, units=256, **kw):
-    base = dict(dtype="float32", backend="cpu", devices=1, cores=2, batch_sharded=False)
-    return _plan.Problem(batch, time, input_dim, units, **{**base, **kw})
+def data():
+    rng = np.random.default_rng(0)
+    params = jlstm.init_params(jax.random.key(0), I, H)
+    params = jlstm.LSTMParams(*(np.asarray(p) + 0.1 * rng.standard_normal(p.shape, np.float32) for p in params))
+    x = rng.standard_normal((B, T, I), np.float32)
+    h0, c0 = (rng.standard_normal((B, H), np.float32) for _ in range(2))
+    mask = np.array([[1, 1, 0, 1, 1], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool)  # holes, gap, none
+    return params, x, h0, c0, mask
 
 
-SHAPES = [(1, 100, 32, 64), (32, 100, 128, 256), (256, 50, 256, 512), (8, 1000, 64, 128), (64, 100, 512, 1024)]
+def jaxpr(params, x, recurrence, **kwargs):
+    """The program jlstm.lstm traces: equal programs mean the same plan ran."""
+    return str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x, recurrence=recurrence, **kwargs))(params, x))
 
 
-@pytest.mark.parametrize("backend", ["gpu", "tpu"])
-@pytest.mark.parametrize("shape", SHAPES)
-def test_accelerators_hoist_the_projection_and_never_get_cpu_choices(backend, shape):
-    plan = _plan.default(problem(*shape, backend=backend))
-    assert plan == jlstm.Plan(layout="batch", chains=1, projection="hoisted", backward="fused")
+# --- every plan gives the same numbers ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_cpu_defaults_follow_the_core_count(shape):
-    one_core = _plan.default(problem(*shape, cores=1))
-    assert one_core.chains == 1 and one_core.projection == "step" and one_core.backward == "fused"
-    assert _plan.default(problem(*shape, cores=2))._replace(chains=1) == one_core
+@pytest.mark.parametrize("recurrence", ["step", "fused", *(p._replace(unroll=2) for p in PLANS[::3])], ids=plan_id)
+def test_time_major_unroll_and_custom_activations_match_scan(recurrence):
+    params, x, h0, c0, mask = data()
+    kwargs = {"initial_state": (h0, c0), "mask": mask.T, "time_major": True, "return_sequences": True, "return_state": True,
+                  "activation": jax.nn.relu, "recurrent_activation": jax.nn.hard_sigmoid}
+    if isinstance(recurrence, str):
+        kwargs["unroll"] = 2
+    xt = np.swapaxes(x, 0, 1)
+
+    def loss(params, recurrence):
+        return sum(jnp.sum(o ** 2) for o in jlstm.lstm(params, xt, recurrence=recurrence, **kwargs))
+
+    assert_close(jlstm.lstm(params, xt, recurrence=recurrence, **kwargs)[0],
+                 jlstm.lstm(params, xt, recurrence="scan", **kwargs)[0])
+    for actual, want in zip(jax.grad(loss)(params, recurrence), jax.grad(loss)(params, "scan")):
+        assert_close(actual, want, "float32_grad")
 
 
-def test_two_chains_only_where_they_can_split_the_batch():
-    assert _plan.default(problem(32, 100, 128, 256)).chains == 2
-    for kw in (dict(batch=31), dict(devices=8), dict(batch_sharded=True), dict(cores=1)):
-        assert _plan.default(problem(**{"batch": 32, **kw})).chains == 1, kw
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+def test_two_chains_equal_one_scan(masked):
+    """Two concurrent batch chains, at a shape where their matmuls are CPU-sized, give the scan's values and grads."""
+    batch, time, input_dim, units = 32, 4, 128, 256
+    params = jlstm.init_params(jax.random.key(0), input_dim, units)
+    x = jax.random.normal(jax.random.key(1), (batch, time, input_dim))
+    mask = jax.random.bernoulli(jax.random.key(2), 0.7, (batch, time)) if masked else None
+    state = tuple(jax.random.normal(jax.random.key(3), (2, batch, units)))
+
+    def loss(params, x, state, recurrence):
+        seq, h, c = jlstm.lstm(params, x, initial_state=state, mask=mask, return_sequences=True,
+                               return_state=True, go_backwards=True, recurrence=recurrence)
+        return jnp.sum(jnp.sin(seq)) + jnp.sum(h * c)
+
+    expected_value, expected_grads = jax.value_and_grad(loss, argnums=(0, 1, 2))(params, x, state, "scan")
+    for backward in ("fused", "autodiff"):
+        plan = jlstm.Plan(chains=2, backward=backward)
+        value, grads = jax.value_and_grad(loss, argnums=(0, 1, 2))(params, x, state, plan)
+        assert_close(value, expected_value, "float32_grad")
+        jax.tree.map(lambda a, e: assert_close(a, e, "float32_grad"), grads, expected_grads)
 
 
-def test_candidates_start_with_the_default_and_are_valid_and_distinct():
-    for shape in SHAPES:
-        p = problem(*shape)
-        plans = _plan.candidates(p)
-        assert plans[0] == _plan.default(p) and len(set(plans)) == len(plans) > 3
-        assert all(_plan.check("t", plan) == plan for plan in plans)
-        assert any(plan.projection == "hoisted" for plan in plans)  # the accelerator variant is tuned too
+@pytest.mark.parametrize("recurrence", ["auto", "step", "fused", *(p for p in PLANS if p.chains == 1)], ids=plan_id)
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_16bit_params_match_float32_in_every_layout(dtype, recurrence):
+    """16-bit weights run the fast loops, float32 state: the float32 results of the same rounded weights."""
+    params, x, h0, c0, mask = data()
+    p16, x16 = jax.tree.map(lambda a: jnp.asarray(a, dtype), params), jnp.asarray(x, dtype)
+    p32, x32 = jax.tree.map(lambda a: a.astype(jnp.float32), p16), x16.astype(jnp.float32)
+
+    def loss(params, x, h0, c0, recurrence):
+        seq, h, c = jlstm.lstm(params, x, initial_state=(h0, c0), mask=mask, return_sequences=True,
+                               return_state=True, go_backwards=True, recurrence=recurrence)
+        return jnp.sum(jnp.sin(seq)) + jnp.sum(h * c)
+
+    if recurrence == "auto":  # the documented rule: "fused" where it applies, 16-bit params included
+        assert jaxpr(p16, x16, "auto") == jaxpr(p16, x16, "fused")
+    value_and_grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)), static_argnums=4)
+    value, grads = value_and_grad(p16, x16, h0, c0, recurrence)
+    want_value, want_grads = value_and_grad(p32, x32, h0, c0, "scan")
+    assert value.dtype == jnp.float32
+    flat, want_flat = [*grads[0], *grads[1:]], [*want_grads[0], *want_grads[1:]]
+    assert [g.dtype.name for g in flat] == [dtype] * 4 + ["float32"] * 2  # params, x; h0 and c0 float32
+    assert_close(value, want_value, dtype)
+    for actual, want in zip(flat, want_flat):
+        assert_close(actual, want, dtype)
 
 
-@pytest.mark.parametrize("bad, error, field", [
-    (jlstm.Plan(layout="rows"), ValueError, "layout"),
-    (jlstm.Plan(layout=1), TypeError, "layout"),
-    (jlstm.Plan(chains=3), ValueError, "chains"),
-    (jlstm.Plan(chains=1.0), TypeError, "chains"),
-    (jlstm.Plan(projection="cudnn"), ValueError, "projection"),
-    (jlstm.Plan(backward="vjp"), ValueError, "backward"),
-    (jlstm.Plan(unroll=0), ValueError, "unroll"),
-    (jlstm.Plan(layout="features", chains=2), ValueError, "chains"),
-    (jlstm.Plan(layout="stacked", projection="hoisted"), ValueError, "hoisted"),
-])
-def test_bad_plans_are_refused_by_name(bad, error, field):
-    params = jlstm.init_params(jax.random.key(0), 3, 4)
-    with pytest.raises(error, match=f"lstm: recurrence.*{field}"):
-        jlstm.lstm(params, jnp.ones((2, 5, 3)), recurrence=bad)
-
-
-def test_a_plan_must_fit_the_batch_and_carry_the_unroll():
-    params = jlstm.init_params(jax.random.key(0), 3, 4)
-    with pytest.raises(ValueError, match=r"lstm: recurrence=Plan\(chains=2\).*batch 3"):
-        jlstm.lstm(params, jnp.ones((3, 5, 3)), recurrence=jlstm.Plan(chains=2))
-    with pytest.raises(ValueError, match="give unroll in the plan"):
-        jlstm.lstm(params, jnp.ones((2, 5, 3)), recurrence=jlstm.Plan(), unroll=2)
-
-
-def jaxpr(params, x, recurrence):
-    return str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x, recurrence=recurrence))(params, x))
+# --- "auto" ------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
 def plan_cache(tmp_path, monkeypatch):
-    """An empty cache directory, and no recorded plan before or after the test."""
+    """An empty cache directory of its own, and no plan recorded in this process before or after the test."""
     monkeypatch.setenv("JLSTM_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_plan, "_loaded_from", None)  # read the (new) file at the next look-up
     jlstm.clear_tuned_plans()
-    monkeypatch.setattr(_plan, "_loaded_from", None)
     yield tmp_path
     jlstm.clear_tuned_plans()
 
@@ -92,7 +120,54 @@ def tiny_tune(params, x, **kw):
     return jlstm.tune(params, x, mode="forward", max_seconds=20, max_rounds=3, progress=False, **kw)
 
 
-def test_tune_measures_every_candidate_and_auto_runs_the_recorded_plan(plan_cache):
+# (batch, time, input_dim, units): tiny to large weights, and an odd batch beside an even one of the same size.
+SIZES = {
+    "tiny": (4, 5, 4, 6),
+    "medium": (32, 4, 128, 256),
+    "medium_odd_batch": (31, 4, 128, 256),
+    "large": (8, 3, 512, 1024),
+}
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_auto_runs_the_default_plan_and_gives_the_scans_numbers(plan_cache, size):
+    """Whatever the rules choose for a shape, ``"auto"`` runs that plan (TuneResult.default), a valid one."""
+    batch, time, input_dim, units = SIZES[size]
+    params = jlstm.init_params(jax.random.key(0), input_dim, units)
+    x = jax.random.normal(jax.random.key(1), (batch, time, input_dim))
+    result = jlstm.tune(params, x, mode="forward", candidates=[], max_rounds=1, record=False, progress=False)
+    assert batch % result.default.chains == 0  # the chains split the batch evenly
+    assert jaxpr(params, x, "auto") == jaxpr(params, x, result.default)
+
+    def value_and_grad(recurrence):
+        loss = lambda p: jnp.sum(jnp.sin(jlstm.lstm(p, x, return_sequences=True, recurrence=recurrence)))
+        return jax.jit(jax.value_and_grad(loss))(params)
+
+    (value, grads), (want, want_grads) = value_and_grad("auto"), value_and_grad("scan")
+    assert_close(value, want, "float32_grad")
+    for actual, expected in zip(grads, want_grads):
+        assert_close(actual, expected, "float32_grad")
+
+
+def test_tune_times_the_documented_candidates_and_each_gives_the_scans_numbers(plan_cache):
+    """candidates=None: the default, each other layout, the other batch chains and projection, unroll=2."""
+    params = jlstm.init_params(jax.random.key(0), 8, 16)
+    x = jax.random.normal(jax.random.key(1), (4, 12, 8))
+    result = jlstm.tune(params, x, mode="forward", max_seconds=120, max_rounds=2, record=False, progress=False)
+    plans = set(result.times)
+    assert result.default in plans and result.plan in plans and len(plans) > 3
+    assert {p.layout for p in plans} == {"batch", "stacked", "features"}
+    assert {p.chains for p in plans} == {1, 2}
+    assert {p.projection for p in plans} == {"step", "hoisted"}
+    assert any(p.unroll == 2 for p in plans)
+    assert result.ratios[result.default] == (1.0, 1.0, 1.0)
+    assert set(result.ratios) == set(result.first_call) == plans
+    expected = jlstm.lstm(params, x, return_sequences=True, recurrence="scan")
+    for plan in plans:
+        assert_close(jlstm.lstm(params, x, return_sequences=True, recurrence=plan), expected)
+
+
+def test_tune_times_given_candidates_and_auto_runs_the_recorded_plan(plan_cache):
     params = jlstm.init_params(jax.random.key(0), 8, 16)
     x = jnp.ones((4, 12, 8))
     other = jlstm.Plan(layout="features")
@@ -107,29 +182,30 @@ def test_tune_measures_every_candidate_and_auto_runs_the_recorded_plan(plan_cach
     assert jaxpr(params, x, "auto") == jaxpr(params, x, result.default)
 
 
-def test_a_persisted_plan_is_read_by_a_fresh_cache_and_a_corrupt_file_only_warns(plan_cache):
+def test_a_persisted_plan_is_read_by_a_new_process_and_a_bad_file_only_warns(plan_cache, monkeypatch):
+    """A cache directory this process has not read stands for a new process: its file is read at the next call."""
     params = jlstm.init_params(jax.random.key(0), 8, 16)
     x = jnp.ones((4, 12, 8))
     result = tiny_tune(params, x, candidates=[], persist=True)
-    path = plan_cache / "plans.json"
-    data = json.loads(path.read_text())
+    data = json.loads((plan_cache / "plans.json").read_text())
     # Edit the file as another process could have written it: a different plan for this key.
     forced = jlstm.Plan(layout="features")
     assert forced != result.default
     data["plans"] = [{"key": list(result.key), "plan": forced._asdict()}]
-    path.write_text(json.dumps(data))
-    jlstm.clear_tuned_plans()
-    _plan._loaded_from = None  # a new process
-    assert jaxpr(params, x, "auto") == jaxpr(params, x, forced)
 
-    path.write_text("{not json")
-    jlstm.clear_tuned_plans()
-    _plan._loaded_from = None
+    def new_process(name, text):
+        jlstm.clear_tuned_plans()
+        directory = plan_cache / name
+        directory.mkdir()
+        (directory / "plans.json").write_text(text)
+        monkeypatch.setenv("JLSTM_CACHE_DIR", str(directory))
+
+    new_process("edited", json.dumps(data))
+    assert jaxpr(params, x, "auto") == jaxpr(params, x, forced)
+    new_process("corrupt", "{not json")
     with pytest.warns(UserWarning, match="ignoring the plan cache"):
         assert jaxpr(params, x, "auto") == jaxpr(params, x, result.default)
-    path.write_text(json.dumps({"version": 0, "plans": []}))  # stale format
-    jlstm.clear_tuned_plans()
-    _plan._loaded_from = None
+    new_process("stale", json.dumps({"version": 0, "plans": []}))
     with pytest.warns(UserWarning, match="version 0"):
         jaxpr(params, x, "auto")
 
@@ -145,15 +221,3 @@ def test_tune_shows_progress_and_accepts_shapes(plan_cache, capsys):
         warnings.simplefilter("error")
         assert jaxpr(jlstm.init_params(jax.random.key(0), 8, 16), jnp.ones((4, 12, 8)), "auto") == jaxpr(
             jlstm.init_params(jax.random.key(0), 8, 16), jnp.ones((4, 12, 8)), result.default)
-
-
-@pytest.mark.parametrize("kw, error, name", [
-    (dict(mode="fit"), ValueError, "mode"),
-    (dict(mode=1), TypeError, "mode"),
-    (dict(max_seconds=0), ValueError, "max_seconds"),
-    (dict(max_rounds=0), ValueError, "max_rounds"),
-])
-def test_tune_checks_its_arguments(kw, error, name):
-    params = jlstm.init_params(jax.random.key(0), 3, 4)
-    with pytest.raises(error, match=f"tune: {name}"):
-        jlstm.tune(params, jnp.ones((2, 5, 3)), progress=False, record=False, **kw)

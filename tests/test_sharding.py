@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from conftest import assert_close
 from processes import run_once, run_side_by_side
 from sharding_worker import BATCH, CASES, DEVICES, PHASES

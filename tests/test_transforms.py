@@ -1,4 +1,5 @@
-"""Forward-mode autodiff through every public function, every recurrence, with and without a mask.
+"""Forward-mode autodiff through every public function, every recurrence, with and without a mask; and
+Hessian-vector products in float64.
 
 The grid is transform x function x recurrence x mask. Each function is differentiated with respect to its
 parameters, inputs and initial state at once, along a few random unit directions ``V`` in the space of all
@@ -235,3 +236,28 @@ def test_a_wrong_derivative_fails(transform):
         compare(actual, transformed(transform, "lstm", "scan", True), "float32")
     with pytest.raises(AssertionError):
         compare(actual, TRANSFORMS[transform][1](differences("lstm", True)), "float32")
+
+
+@pytest.mark.parametrize("recurrence", RECURRENCES)
+def test_hessian_vector_products_in_float64(recurrence):
+    """Forward over reverse mode in float64: the HVP equals central differences of the gradient, and the scan's."""
+    params = jlstm.init_params(jax.random.key(0), 2, 2)
+    x = jax.random.normal(jax.random.key(1), (2, 3, 2))
+    with jax.enable_x64(True):
+        params, x = jax.tree.map(lambda a: np.asarray(a, np.float64), (params, x))
+        direction = np.asarray(jax.random.normal(jax.random.key(9), params.kernel.shape), np.float64)
+
+        def grad(kernel, recurrence=recurrence):
+            def loss(k):
+                return jnp.sum(jlstm.lstm(params._replace(kernel=k), x, recurrence=recurrence) ** 2)
+
+            return jax.grad(loss)(kernel)
+
+        def hvp(recurrence):
+            return jax.jvp(lambda k: grad(k, recurrence), (params.kernel,), (direction,))[1]
+
+        eps = 1e-6
+        numeric = (grad(params.kernel + eps * direction) - grad(params.kernel - eps * direction)) / (2 * eps)
+        actual, scan = hvp(recurrence), hvp("scan")
+    assert_close(actual, numeric, "float64_fd")
+    assert_close(actual, scan, "float64")
