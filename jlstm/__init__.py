@@ -12,6 +12,7 @@ from ._keras import from_keras as from_keras
 from ._keras import to_keras as to_keras
 from ._layer import lstm as lstm
 from ._params import LSTMParams as LSTMParams
+from ._params import LSTMPParams as LSTMPParams
 from ._params import LSTMState as LSTMState
 from ._params import init_params as init_params
 from ._plan import Plan as Plan
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KerasLSTMLayer",
+    "LSTMPParams",
     "LSTMParams",
     "LSTMState",
     "Plan",

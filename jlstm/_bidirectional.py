@@ -10,15 +10,15 @@ import jax.numpy as jnp
 from . import _layer, _options, _validate
 from ._cell import Activation
 from ._options import Options
-from ._params import LSTMParams
+from ._params import AnyParams, output_dim
 from ._plan import Plan
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 def bidirectional(
-    forward_params: LSTMParams,
-    backward_params: LSTMParams,
+    forward_params: AnyParams,
+    backward_params: AnyParams,
     inputs: jax.Array,
     *,
     merge_mode: str | None = "concat",
@@ -130,8 +130,8 @@ def bidirectional(
 
 def run(
     fn: str,
-    forward_params: LSTMParams,
-    backward_params: LSTMParams,
+    forward_params: AnyParams,
+    backward_params: AnyParams,
     inputs: jax.Array,
     merge_mode: str | None,
     initial_state: Sequence[jax.Array] | None,
@@ -152,20 +152,25 @@ def run(
             f"{fn}: backward_params.kernel must have shape ({forward_params.input_dim}, 4 * units) "
             f"like forward_params.kernel, got {tuple(backward_params.kernel.shape)}"
         )
-    if merge_mode in ("sum", "mul", "ave") and backward_params.units != forward_params.units:
+    widths = output_dim(forward_params), output_dim(backward_params)
+    if merge_mode in ("sum", "mul", "ave") and widths[0] != widths[1]:
         raise ValueError(
-            f"{fn}: merge_mode={merge_mode!r} needs both directions to have the same units, "
-            f"got {forward_params.units} (forward) and {backward_params.units} (backward)"
+            f"{fn}: merge_mode={merge_mode!r} needs both directions to have the same output width (units, or "
+            f"proj_size when projected), got {widths[0]} (forward) and {widths[1]} (backward)"
         )
     names = ("time", "batch", "input_dim") if options.time_major else ("batch", "time", "input_dim")
     inputs = _validate.array(fn, "inputs", inputs, (None, None, forward_params.input_dim), names)
     batch = inputs.shape[1 if options.time_major else 0]
     states: list = [None, None]
     if initial_state is not None:
-        units = (forward_params.units,) * 2 + (backward_params.units,) * 2
+        specs = [
+            spec
+            for p in (forward_params, backward_params)
+            for spec in (_validate.hidden_spec(batch, p), ((batch, p.units), ("batch", "units")))
+        ]
         initial_state = _validate.arrays(
-            fn, "initial_state", initial_state, ("h_fwd", "c_fwd", "h_bwd", "c_bwd"),
-            [((batch, u), ("batch", "units")) for u in units], "(h_fwd, c_fwd, h_bwd, c_bwd), each (batch, units)",
+            fn, "initial_state", initial_state, ("h_fwd", "c_fwd", "h_bwd", "c_bwd"), specs,
+            "(h_fwd, c_fwd, h_bwd, c_bwd), each (batch, units) (h: (batch, proj_size) when projected)",
         )
         states = [initial_state[:2], initial_state[2:]]
     if mask is not None:

@@ -8,14 +8,14 @@ import jax
 import jax.numpy as jnp
 
 from . import _validate
-from ._params import LSTMParams, LSTMState
+from ._params import AnyParams, LSTMPParams, LSTMState
 
 Activation = Callable[[jax.Array], jax.Array]
 State = TypeVar("State", LSTMState, tuple[jax.Array, jax.Array], list[jax.Array])  # the carry comes back as it came
 
 
 def lstm_cell(
-    params: LSTMParams,
+    params: AnyParams,
     state: State,
     x: jax.Array,
     *,
@@ -73,7 +73,7 @@ def lstm_cell(
     # x W + b, then h R: the order of the loops in lstm, which project all inputs first.
     x_proj = projection("batch", params.kernel, None, params.bias, h.dtype)(x, None)
     z = x_proj + projection("batch", None, params.recurrent_kernel, None, h.dtype)(None, h)
-    h, c = gates(z, c, activation, recurrent_activation)
+    h, c, _ = elementwise(activation, recurrent_activation, "batch", z, h, c, None, None, projection_kernel_of(params))
     if isinstance(state, LSTMState):
         return LSTMState(h, c), h
     return ([h, c] if isinstance(state, list) else (h, c)), h
@@ -140,3 +140,29 @@ def masked(m: jax.Array, new: Sequence[jax.Array], old: Sequence[jax.Array], axi
     """
     keep = m[:, None] if axis == -1 else m[None, :]
     return tuple(jnp.where(keep, n, o) for n, o in zip(new, old))
+
+
+def elementwise(activation, recurrent_activation, layout, z, h, c, y, m, projection_kernel=None, u=None):
+    """Everything in a step after the step's matmuls: gates, new state, projection, Keras's mask rule.
+
+    ``z`` ``(B, 4H)`` is ``x W + h R + b``; ``y`` is the previous output and
+    ``m`` the step's mask ``(B,)`` (both None without a mask). With layout
+    ``"features"`` every array has its features first: ``z`` ``(4H, B)``,
+    the state ``(H, B)``. With a ``projection_kernel`` ``(H, P)`` the new
+    ``h`` is ``(o * tanh(c)) projection_kernel`` (plus ``u``, which the
+    tangent uses to add the projection's own tangent). Returns
+    ``(h', c', y')``, ``y'`` None without a mask.
+    """
+    axis = 0 if layout == "features" else -1
+    h_new, c_new = gates(z, c, activation, recurrent_activation, axis)
+    if projection_kernel is not None:
+        h_new = projection(layout, projection_kernel, None, None, c_new.dtype)(h_new, None)
+        h_new = h_new if u is None else h_new + u
+    if m is None:
+        return h_new, c_new, None
+    return masked(m, (h_new, c_new, h_new), (h, c, y), axis)
+
+
+def projection_kernel_of(params: AnyParams) -> jax.Array | None:
+    """The projected LSTM's ``(H, P)`` output projection, or None for a plain LSTM."""
+    return params.projection_kernel if isinstance(params, LSTMPParams) else None

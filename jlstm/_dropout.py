@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _validate
 from ._cell import projection
-from ._params import LSTMParams
+from ._params import AnyParams
 
 
 def rate(fn: str, name: str, value: Any) -> float:
@@ -84,7 +84,7 @@ def drop_inputs(key: jax.Array, xs: jax.Array, rate: float, dtype) -> jax.Array:
 
 
 def projections(
-    key: jax.Array | None, params: LSTMParams, batch: int, dropout: float, recurrent_dropout: float, dtype
+    key: jax.Array | None, params: AnyParams, batch: int, dropout: float, recurrent_dropout: float, dtype
 ) -> tuple[Callable[[jax.Array], jax.Array], Callable[[jax.Array], jax.Array]]:
     """The hoisted loop's two matmuls, ``xs -> X W + b`` ``(T, B, 4H)`` and ``h -> h R`` ``(B, 4H)``.
 
@@ -97,10 +97,10 @@ def projections(
     state = projection("batch", None, params.recurrent_kernel, None, dtype)
     if key is None:
         return (lambda xs: inputs(xs, None)), (lambda h: state(None, h))
-    input_dim, units = params.input_dim, params.units
-    input_mask, recurrent_mask = masks(key, batch, input_dim, units, dropout, recurrent_dropout, params.kernel.dtype)
+    input_dim, units, rows = params.input_dim, params.units, params.recurrent_kernel.shape[0]  # rows: h's width
+    input_mask, recurrent_mask = masks(key, batch, input_dim, rows, dropout, recurrent_dropout, params.kernel.dtype)
     kernel = params.kernel.reshape(input_dim, 4, units)
-    recurrent_kernel = params.recurrent_kernel.reshape(units, 4, units)
+    recurrent_kernel = params.recurrent_kernel.reshape(rows, 4, units)
     bias = params.bias.astype(dtype)
 
     def project_inputs(xs):  # (T, B, I) -> (T, B, 4H)

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _dropout, _validate
-from ._params import LSTMParams
+from ._params import AnyParams
 
 Initializer = Callable[..., jax.Array]
 
@@ -23,6 +23,16 @@ def keras_bias(units: int, unit_forget_bias: bool) -> Initializer:
     return init
 
 
+def torch_projection(units: int) -> Initializer:
+    """``(key, shape, dtype)`` uniform in ``±1/sqrt(units)``: PyTorch's initialiser of ``weight_hr``."""
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+        bound = 1 / units**0.5
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
 def half_safe(init: Initializer) -> Initializer:
     """``init`` drawn in float32 and cast when asked for half precision (QR has no half-precision kernels)."""
 
@@ -33,7 +43,7 @@ def half_safe(init: Initializer) -> Initializer:
     return wrapped
 
 
-def in_dtype(cls: str, params: LSTMParams, dtype: Any) -> LSTMParams:
+def in_dtype(cls: str, params: AnyParams, dtype: Any) -> AnyParams:
     """The parameters as the computation reads them: cast to ``dtype`` (flax's computation dtype) unless None.
 
     Cast inside the module's call, so that the stored parameters and their
@@ -42,7 +52,7 @@ def in_dtype(cls: str, params: LSTMParams, dtype: Any) -> LSTMParams:
     """
     if _validate.floating_dtype(cls, "dtype", dtype, or_none=True) is None:
         return params
-    return LSTMParams(*(p.astype(dtype) for p in params))
+    return type(params)(*(p.astype(dtype) for p in params))
 
 
 def check_config(cls: str, *, units: int, dropout: float, recurrent_dropout: float, param_dtype: Any) -> None:

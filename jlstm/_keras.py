@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate
-from ._params import LSTMParams
+from ._params import LSTMParams, LSTMPParams
 
 
 class KerasLSTMLayer(NamedTuple):
@@ -275,7 +275,12 @@ def from_keras(layer_or_model: Any) -> Any:
 
 def _assign(fn: str, label: str, layer: Any, params: Any) -> None:
     """Writes one LSTMParams into a plain LSTM layer, checking every shape first."""
-    params = _validate.params(fn, params)
+    params = _validate.params(fn, params, label)
+    if isinstance(params, LSTMPParams):
+        raise TypeError(
+            f"{fn}: {label} is an LSTMPParams (a projected LSTM, PyTorch's proj_size), which Keras has no "
+            f"layer for: keras.layers.LSTM has no projection"
+        )
     if not getattr(layer, "built", True):  # not a Keras layer: _check_lstm says what it is
         layer.build((None, None, params.input_dim))
     cell = _check_lstm(fn, layer)
@@ -303,7 +308,7 @@ def _assign(fn: str, label: str, layer: Any, params: Any) -> None:
 
 def _pair(fn: str, label: str, value: Any) -> tuple[Any, Any]:
     expected = f"{fn}: {label} must be a (forward_params, backward_params) pair for a Bidirectional layer"
-    if isinstance(value, LSTMParams) or not isinstance(value, (tuple, list)):
+    if isinstance(value, (LSTMParams, LSTMPParams)) or not isinstance(value, (tuple, list)):
         raise TypeError(f"{expected}, got {type(value).__name__}")
     if len(value) != 2:
         raise ValueError(f"{expected}, got a {type(value).__name__} of length {len(value)}")
@@ -356,7 +361,7 @@ def to_keras(params: Any, layer_or_model: Any) -> Any:
     Raises:
       ValueError: a shape that does not fit the layer (the message gives the expected and the received
         shape), a non-zero bias for ``use_bias=False``, a wrong number of entries for a model or a
-        ``Bidirectional`` layer.
+        ``Bidirectional`` layer, or an [`LSTMPParams`][jlstm.LSTMPParams] (Keras has no projected LSTM).
       TypeError: not an LSTM layer, or ``params`` of the wrong kind (a bare [`LSTMParams`][jlstm.LSTMParams]
         where a pair or a sequence is expected, a non-array).
 

@@ -10,12 +10,12 @@ import jax.numpy as jnp
 from . import _dropout, _options, _plan, _recurrence, _validate
 from ._cell import Activation
 from ._options import Options
-from ._params import LSTMParams, LSTMState, state_dtype
+from ._params import AnyParams, LSTMState, output_dim, state_dtype
 from ._plan import Plan
 
 
 def lstm(
-    params: LSTMParams,
+    params: AnyParams,
     inputs: jax.Array,
     *,
     initial_state: tuple[jax.Array, jax.Array] | None = None,
@@ -96,7 +96,8 @@ def lstm(
       ``h0`` there, not zeros). jlstm follows the TensorFlow backend.
 
     Args:
-      params: an [`LSTMParams`][jlstm.LSTMParams]; ``inputs`` are cast to its dtype, and
+      params: an [`LSTMParams`][jlstm.LSTMParams] (or an [`LSTMPParams`][jlstm.LSTMPParams]); ``inputs``
+        are cast to its dtype, and
         ``initial_state`` to the state dtype (see Dtypes above).
       inputs: ``(batch, time, input_dim)``, or ``(time, batch, input_dim)``
         when ``time_major``; floating. ``batch`` and ``time`` are at least 1.
@@ -172,7 +173,7 @@ def lstm(
 
 def run(
     fn: str,
-    params: LSTMParams,
+    params: AnyParams,
     inputs: jax.Array,
     initial_state: Sequence[jax.Array] | None,
     mask: jax.Array | None,
@@ -205,7 +206,7 @@ def run(
     return _lstm(params, inputs.astype(params.kernel.dtype), initial_state, mask, key if dropout else None, options)
 
 
-def _plan_for(fn: str, options: Options, params: LSTMParams, inputs: jax.Array) -> str | Plan:
+def _plan_for(fn: str, options: Options, params: AnyParams, inputs: jax.Array) -> str | Plan:
     """``"scan"`` or the :class:`Plan` that runs ``options``' recurrence on these shapes."""
     recurrence, unroll = options.recurrence, options.unroll
     if isinstance(recurrence, Plan) and unroll != 1:
@@ -220,7 +221,7 @@ def _plan_for(fn: str, options: Options, params: LSTMParams, inputs: jax.Array) 
 
 @functools.partial(jax.jit, static_argnums=5)
 def _lstm(
-    params: LSTMParams,
+    params: AnyParams,
     inputs: jax.Array,
     initial_state: LSTMState | None,
     mask: jax.Array | None,
@@ -228,11 +229,12 @@ def _lstm(
     options: Options,
 ):
     xs = inputs if options.time_major else jnp.swapaxes(inputs, 0, 1)  # (T, B, I)
-    batch, units, dtype = xs.shape[1], params.units, state_dtype(params.kernel.dtype)
+    batch, dtype = xs.shape[1], state_dtype(params.kernel.dtype)
     if initial_state is None:
         # Zeros laid out like the inputs' batch axis, so that the carry has one type under explicit sharding.
-        zeros = jnp.broadcast_to(jnp.zeros_like(xs[0, :, :1], dtype=dtype), (batch, units))
-        initial_state = LSTMState(zeros, zeros)
+        zeros = jnp.zeros_like(xs[0, :, :1], dtype=dtype)
+        h0 = jnp.broadcast_to(zeros, (batch, output_dim(params)))
+        initial_state = LSTMState(h0, jnp.broadcast_to(zeros, (batch, params.units)))
     ms = None if mask is None else (mask if options.time_major else mask.T)  # (T, B)
     if options.go_backwards:
         xs = xs[::-1]

@@ -35,8 +35,8 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from . import _dropout, _plan, _remat, _validate
-from ._cell import Activation, gates, masked, projection
-from ._params import LSTMParams, LSTMState
+from ._cell import Activation, elementwise, projection, projection_kernel_of
+from ._params import AnyParams, LSTMState
 from ._plan import Plan
 
 KINDS = ("auto", "scan", "step", "fused")
@@ -51,7 +51,7 @@ def check(fn: str, recurrence: object):
 
 def run(
     plan: Plan,
-    params: LSTMParams,
+    params: AnyParams,
     xs: jax.Array,
     initial_state: LSTMState,
     ms: jax.Array | None,
@@ -65,36 +65,22 @@ def run(
     """
     features = plan.layout == "features"
     scan = functools.partial(_chained_scan, chains=plan.chains, unroll=plan.unroll)
-    elementwise = functools.partial(_elementwise, activation, recurrent_activation, 0 if features else -1)
+    finish = functools.partial(elementwise, activation, recurrent_activation, plan.layout)
     h0, c0 = initial_state
     if features:  # features first: (T, I, B) inputs, (H, B) state
         xs, h0, c0 = jnp.swapaxes(xs, 1, 2), h0.T, c0.T
-    args = (params.kernel, params.recurrent_kernel, params.bias, xs, h0, c0, ms)
+    args = (params.kernel, params.recurrent_kernel, params.bias, projection_kernel_of(params), xs, h0, c0, ms)
     how = (plan.layout, plan.projection)
     if plan.backward == "autodiff":
-        ys, h, c, last = _forward(elementwise, scan, how, *args)[0]
+        ys, h, c, last = _forward(finish, scan, how, *args)[0]
     else:
-        ys, h, c, last = _fused(elementwise, scan, how, *args)
+        ys, h, c, last = _fused(finish, scan, how, *args)
     if features:
         ys, h, c, last = jnp.swapaxes(ys, 1, 2), h.T, c.T, last.T
     return LSTMState(h, c), last, ys
 
 
-def _elementwise(activation, recurrent_activation, axis, z, h, c, y, m):
-    """Everything in a step after the matmuls: gates, new state, Keras's mask rule.
-
-    ``z`` ``(B, 4H)`` is ``x W + h R + b``; ``y`` is the previous output and
-    ``m`` the step's mask ``(B,)`` (both None without a mask). With
-    ``axis=0`` every array has its features first: ``z`` ``(4H, B)``, the
-    state ``(H, B)``. Returns ``(h', c', y')``, ``y'`` None without a mask.
-    """
-    h_new, c_new = gates(z, c, activation, recurrent_activation, axis)
-    if m is None:
-        return h_new, c_new, None
-    return masked(m, (h_new, c_new, h_new), (h, c, y), axis)
-
-
-def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
+def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_kernel, xs, h0, c0, ms):
     """The forward scan; also returns what the tangent needs.
 
     ``how`` is ``(layout, where)``: ``layout`` one of :func:`~jlstm._cell.projection`'s
@@ -123,7 +109,7 @@ def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, xs, h0, c0,
         h, c, y = carry
         x, m = inputs if masked else (inputs, None)
         z = project(x, h)
-        h_new, c_new, y_new = elementwise(z, h, c, y, m)
+        h_new, c_new, y_new = elementwise(z, h, c, y, m, projection_kernel)
         y_new = h_new if y_new is None else y_new
         return (h_new, c_new, y_new if masked else None), (y_new, z, h, c)
 
@@ -134,8 +120,8 @@ def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, xs, h0, c0,
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
-def _fused(elementwise, scan, how, kernel, recurrent_kernel, bias, xs, h0, c0, ms):
-    return _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, xs, h0, c0, ms)[0]
+def _fused(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_kernel, xs, h0, c0, ms):
+    return _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_kernel, xs, h0, c0, ms)[0]
 
 
 def _fused_jvp(elementwise, scan, how, primals, tangents):
@@ -147,8 +133,8 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     linear map, which is rematerialised from the saved ``z_t``
     (``jax.checkpoint``) rather than stored. Symbolic-zero tangents add no term.
     """
-    kernel, recurrent_kernel, _, xs, h0, c0, ms = primals
-    dkernel, drecurrent, dbias, dxs, dh0, dc0, _ = (None if _zero(t) else t for t in tangents)
+    kernel, recurrent_kernel, _, projection_kernel, xs, h0, c0, ms = primals
+    dkernel, drecurrent, dbias, dprojection, dxs, dh0, dc0, _ = (None if _zero(t) else t for t in tangents)
     layout = how[0]
     outputs, (zs, hs, cs) = _forward(elementwise, scan, how, *primals)
     dtype = h0.dtype
@@ -171,10 +157,9 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
             a = jnp.swapaxes(a, 1, 2) if features else a
             return a.reshape(-1, a.shape[-1])
 
-        def unflat(a):  # (T * B, 4H) -> the layout of zs
-            if features:
-                return jnp.swapaxes(a.reshape(zs.shape[0], zs.shape[2], zs.shape[1]), 1, 2)
-            return a.reshape(zs.shape)
+        def unflat(a):  # (T * B, n) -> (T, B, n), or features first (T, n, B)
+            a = a.reshape(xs.shape[0], xs.shape[batch_axis], a.shape[-1])
+            return jnp.swapaxes(a, 1, 2) if features else a
 
     terms = []
     if dkernel is not None or drecurrent is not None:
@@ -188,6 +173,10 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
             terms.append(bias_term[None])
             bias_term = None
     es = functools.reduce(jnp.add, terms) if terms else None
+    us = None
+    if dprojection is not None:  # the projection's own term, (o * tanh(c)) dW_hr, for all steps at once
+        cells = jax.vmap(lambda z, c: elementwise(z, None, c, None, None)[0])(zs, cs)  # o * tanh(c), unprojected
+        us = unflat(projection(whole, dprojection, None, None, dtype)(flat(cells), None))
     if features:
         def recurrent(dh):  # (H, B) -> (4H, B): R^T dh, written on R itself so that its transpose is R dz
             contract_rows = (((0,), (0,)), ((), ()))
@@ -210,21 +199,27 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
 
     def body(carry, inputs):
         dh, dc, dy = carry
-        e, z, h, c, m = inputs
+        e, u, z, h, c, m = inputs
         dz = recurrent(dh)
         dz = dz if e is None else dz + e
         dz = dz if bias_term is None else dz + bias_term
         # The primal y only selects (a masked step keeps it): its value does not enter the tangent.
         y = h if masked else None
-        _, (dh, dc, dy_new) = jax.jvp(
-            lambda z, h, c, y: step_remat(z, h, c, y, m), (z, h, c, y), (dz, dh, dc, dy)
-        )
+        if u is None:
+            _, (dh, dc, dy_new) = jax.jvp(
+                lambda z, h, c, y: step_remat(z, h, c, y, m, projection_kernel), (z, h, c, y), (dz, dh, dc, dy)
+            )
+        else:  # u's primal is 0: it only carries the projection's term into the step's tangent
+            _, (dh, dc, dy_new) = jax.jvp(
+                lambda z, h, c, y, u: step_remat(z, h, c, y, m, projection_kernel, u),
+                (z, h, c, y, jnp.zeros_like(u)), (dz, dh, dc, dy, u),
+            )
         return (dh, dc, dy_new), (dy_new if masked else dh)
 
     dh0 = jnp.zeros_like(h0) if dh0 is None else dh0
     dc0 = jnp.zeros_like(c0) if dc0 is None else dc0
     dy0 = jnp.zeros_like(h0) if masked else None
-    (dh, dc, dy), dys = scan(body, (dh0, dc0, dy0), (es, zs, hs, cs, ms), chains=1)
+    (dh, dc, dy), dys = scan(body, (dh0, dc0, dy0), (es, us, zs, hs, cs, ms), chains=1)
     return outputs, (dys, dh, dc, dy if masked else dh)
 
 
@@ -278,13 +273,14 @@ def scan(
     """
     h0, c0 = initial_state
     project, recurrent = _dropout.projections(key, params, xs.shape[1], dropout, recurrent_dropout, h0.dtype)
-    elementwise = functools.partial(_elementwise, activation, recurrent_activation, -1)
+    finish = functools.partial(elementwise, activation, recurrent_activation, "batch")
+    projection_kernel = projection_kernel_of(params)
     masked = ms is not None
 
     def body(carry, inputs):
         h, c, y = carry
         x_proj, m = inputs if masked else (inputs, None)
-        h, c, y = elementwise(x_proj + recurrent(h), h, c, y, m)
+        h, c, y = finish(x_proj + recurrent(h), h, c, y, m, projection_kernel)
         y = h if y is None else y
         return (h, c, y if masked else None), (y if return_sequences else None)
 

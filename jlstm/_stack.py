@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from . import _bidirectional, _dropout, _layer, _options, _validate
 from ._cell import Activation
-from ._params import LSTMParams, check_init, init_params
+from ._params import AnyParams, LSTMParams, check_init, check_proj_size, init_params, output_dim
 from ._plan import Plan
 
 
@@ -129,9 +129,12 @@ def stacked_lstm(
     inputs = _validate.array(fn, "inputs", inputs, (None, None, params_list[0].input_dim), names)
     states = None
     if initial_state is not None:
-        shape = (num_layers * directions, inputs.shape[1 if options.time_major else 0], units)
-        spec = (shape, ("num_layers * num_directions", "batch", "units"))
-        states = _validate.arrays(fn, "initial_state", initial_state, "hc", [spec, spec], "a pair (h0, c0)")
+        rows, batch = num_layers * directions, inputs.shape[1 if options.time_major else 0]
+        specs = [
+            _validate.hidden_spec(batch, params_list[0], rows),
+            ((rows, batch, units), ("num_layers * num_directions", "batch", "units")),
+        ]
+        states = _validate.arrays(fn, "initial_state", initial_state, "hc", specs, "a pair (h0, c0)")
     inter_layer_dropout = _dropout.rate(fn, "inter_layer_dropout", inter_layer_dropout)
     between = bool(training) and inter_layer_dropout > 0 and num_layers > 1
     if between and key is None:
@@ -149,11 +152,11 @@ def stacked_lstm(
         layer_key = between_key = keys[layer]
         if layer_key is not None:
             layer_key, between_key = jax.random.split(layer_key)
-        rows = range(layer * directions, (layer + 1) * directions)  # PyTorch's order: h_n[l * D + d]
-        state = None if states is None else [s[row] for row in rows for s in states]  # [h, c] per direction
+        layer_rows = range(layer * directions, (layer + 1) * directions)  # PyTorch's order: h_n[l * D + d]
+        state = None if states is None else [s[row] for row in layer_rows for s in states]  # [h, c] each
         layer_options = options._replace(return_sequences=options.return_sequences or not last, return_state=True)
         if bidirectional:
-            forward, backward = (params_list[row] for row in rows)
+            forward, backward = (params_list[row] for row in layer_rows)
             x, *layer_state = _bidirectional.run(fn, forward, backward, x, merge, state, mask, layer_key, layer_options)
         else:
             x, *layer_state = _layer.run(fn, params_list[layer], x, state, mask, layer_key, layer_options)
@@ -185,13 +188,14 @@ def _check_layers(
         )
     merge_mode = _merge_mode(fn, merge_mode) if bidirectional else None
     params_list = [_validate.params(fn, p, f"params_list[{i}]") for i, p in enumerate(params_list)]
-    units = params_list[0].units
-    layer_output = units * (2 if merge_mode == "concat" else 1)
+    units, width = params_list[0].units, output_dim(params_list[0])
+    layer_output = width * (2 if merge_mode == "concat" else 1)
     for i, p in enumerate(params_list):
-        if p.units != units:
+        if (p.units, output_dim(p)) != (units, width):
             raise ValueError(
-                f"{fn}: params_list[{i}].recurrent_kernel must have shape ({units}, {4 * units}) "
-                f"(all layers have the units of params_list[0]), got {tuple(p.recurrent_kernel.shape)}"
+                f"{fn}: params_list[{i}].recurrent_kernel must have shape ({width}, {4 * units}) "
+                f"(all layers have the units and the proj_size of params_list[0]), "
+                f"got {tuple(p.recurrent_kernel.shape)}"
             )
         expected = params_list[0].input_dim if i < directions else layer_output
         if p.input_dim != expected:
@@ -211,9 +215,10 @@ def init_stacked_params(
     *,
     bidirectional: bool = False,
     merge_mode: str = "concat",
+    proj_size: int | None = None,
     dtype=jnp.float32,
     unit_forget_bias: bool = True,
-) -> list[LSTMParams]:
+) -> list[AnyParams]:
     """Draws the ``params_list`` of [`stacked_lstm`][jlstm.stacked_lstm] with Keras's initialisers.
 
     Each layer and direction is drawn by [`init_params`][jlstm.init_params].
@@ -227,11 +232,14 @@ def init_stacked_params(
         ``[l0_fwd, l0_bwd, l1_fwd, ...]``.
       merge_mode: how bidirectional layers are merged, which sets the input
         width of layers after the first (``2 * units`` for ``"concat"``).
+      proj_size: every layer projected to this size, as in [`init_params`][jlstm.init_params]
+        (later layers then read ``proj_size`` or ``2 * proj_size`` features).
       dtype: a floating dtype for all arrays, as in [`init_params`][jlstm.init_params].
       unit_forget_bias: start the forget gates open, as in [`init_params`][jlstm.init_params].
 
     Returns:
-      A list of ``num_layers * (2 if bidirectional else 1)`` [`LSTMParams`][jlstm.LSTMParams].
+      A list of ``num_layers * (2 if bidirectional else 1)`` [`LSTMParams`][jlstm.LSTMParams]
+        ([`LSTMPParams`][jlstm.LSTMPParams] with ``proj_size``).
 
     Raises:
       TypeError: as in [`init_params`][jlstm.init_params]; ``num_layers`` is not an int,
@@ -251,11 +259,13 @@ def init_stacked_params(
     if bidirectional:
         merge_mode = _merge_mode(fn, merge_mode)
     directions = 2 if bidirectional else 1
-    width = units * (2 if bidirectional and merge_mode == "concat" else 1)
+    proj_size = check_proj_size(fn, proj_size, units)
+    width = (proj_size or units) * (2 if bidirectional and merge_mode == "concat" else 1)
     keys = jax.random.split(key, num_layers * directions)
     return [
         init_params(
-            k, input_dim if i < directions else width, units, dtype=dtype, unit_forget_bias=unit_forget_bias
+            k, input_dim if i < directions else width, units,
+            proj_size=proj_size, dtype=dtype, unit_forget_bias=unit_forget_bias,
         )
         for i, k in enumerate(keys)
     ]

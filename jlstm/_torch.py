@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate
-from ._params import LSTMParams
+from ._params import AnyParams, LSTMParams, LSTMPParams, output_dim
 
 if TYPE_CHECKING:
     import torch
@@ -38,14 +38,29 @@ def _to_torch(array: Any) -> Any:
     return torch.from_numpy(np.array(array))  # a writable copy
 
 
-def _layer_params(fn: str, state: Mapping, prefix: str, tag: str, input_dim: int | None) -> LSTMParams:
+def _layer_params(fn: str, state: Mapping, prefix: str, tag: str, input_dim: int | None) -> AnyParams:
     """One layer and direction: ``tag`` is e.g. ``"_l1_reverse"`` (or ``""`` for an LSTMCell)."""
-    names = {part: f"{prefix}{part}{tag}" for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    parts = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+    names = {part: f"{prefix}{part}{tag}" for part in parts}
     if names["weight_hh"] not in state:
         raise ValueError(f"{fn}: state dict has {names['weight_ih']!r} but no {names['weight_hh']!r}")
     w_ih = _to_jax(fn, names["weight_ih"], state[names["weight_ih"]])
     w_hh = _to_jax(fn, names["weight_hh"], state[names["weight_hh"]])
-    if w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
+    w_hr = None
+    if names["weight_hr"] in state:  # proj_size > 0
+        w_hr = _to_jax(fn, names["weight_hr"], state[names["weight_hr"]])
+        if w_hr.ndim != 2 or not 0 < w_hr.shape[0] < w_hr.shape[1]:
+            raise ValueError(
+                f"{fn}: {names['weight_hr']} must have shape (proj_size, hidden_size) with proj_size < "
+                f"hidden_size, got {tuple(w_hr.shape)}"
+            )
+        proj, hidden = w_hr.shape
+        if tuple(w_hh.shape) != (4 * hidden, proj):
+            raise ValueError(
+                f"{fn}: {names['weight_hh']} must have shape (4 * hidden_size, proj_size) = "
+                f"({4 * hidden}, {proj}), got {tuple(w_hh.shape)}"
+            )
+    elif w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
         gates = ""
         if w_hh.ndim == 2 and w_hh.shape[1]:
             gates = f" ({w_hh.shape[0] // w_hh.shape[1]} gates: not an LSTM?)"
@@ -53,7 +68,8 @@ def _layer_params(fn: str, state: Mapping, prefix: str, tag: str, input_dim: int
             f"{fn}: {names['weight_hh']} must have shape (4 * hidden_size, hidden_size), "
             f"got {tuple(w_hh.shape)}{gates}"
         )
-    hidden = w_hh.shape[1]
+    else:
+        hidden = w_hh.shape[1]
     if input_dim is None:
         fits = w_ih.ndim == 2 and w_ih.shape[0] == 4 * hidden
         expected = f"(4 * hidden_size, input_size) = ({4 * hidden}, input_size)"
@@ -78,10 +94,12 @@ def _layer_params(fn: str, state: Mapping, prefix: str, tag: str, input_dim: int
         bias = jnp.where(b_hh == 0, b_ih, b_ih + b_hh)
     else:
         bias = jnp.zeros((4 * hidden,), w_ih.dtype)
+    if w_hr is not None:
+        return LSTMPParams(w_ih.T, w_hh.T, bias, w_hr.T)
     return LSTMParams(w_ih.T, w_hh.T, bias)
 
 
-def _from_state_dict(fn: str, state: Mapping, prefix: str | None) -> list[LSTMParams]:
+def _from_state_dict(fn: str, state: Mapping, prefix: str | None) -> list[AnyParams]:
     matches = [m for m in map(_KEY.match, map(str, state)) if m]
     prefixes = sorted({m["prefix"] for m in matches if m["layer"] == "0" and not m["suffix"]})
     if prefix is None:
@@ -99,13 +117,11 @@ def _from_state_dict(fn: str, state: Mapping, prefix: str | None) -> list[LSTMPa
             f"{fn}: prefix {prefix!r} names no key {prefix + 'weight_ih_l0'!r} in the state dict "
             f"(prefixes found: {prefixes})"
         )
-    if any(str(key).startswith(prefix + "weight_hr_l") for key in state):
-        raise ValueError(f"{fn}: an LSTM with proj_size > 0 (weight_hr_l* keys) is not supported yet")
     ours = [m for m in matches if m["prefix"] == prefix]
     num_layers = 1 + max(int(m["layer"]) for m in ours)
     bidirectional = any(m["suffix"] for m in ours)
     directions = ("", "_reverse") if bidirectional else ("",)
-    out: list[LSTMParams] = []
+    out: list[AnyParams] = []
     for layer in range(num_layers):
         for suffix in directions:
             tag = f"_l{layer}{suffix}"
@@ -113,20 +129,21 @@ def _from_state_dict(fn: str, state: Mapping, prefix: str | None) -> list[LSTMPa
                 raise ValueError(
                     f"{fn}: state dict has no {prefix + 'weight_ih' + tag!r} (layers 0..{num_layers - 1})"
                 )
-            input_dim = None if layer == 0 else out[-1].units * len(directions)
+            input_dim = None if layer == 0 else output_dim(out[-1]) * len(directions)
             out.append(_layer_params(fn, state, prefix, tag, input_dim))
     return out
 
 
-def from_torch(module_or_state_dict: Any, *, prefix: str | None = None) -> list[LSTMParams]:
+def from_torch(module_or_state_dict: Any, *, prefix: str | None = None) -> list[AnyParams]:
     r"""Converts a PyTorch LSTM's weights to one [`LSTMParams`][jlstm.LSTMParams] per layer and direction.
 
     For each layer ``l`` and direction (``_reverse`` is the backward one):
 
     ```text
-    kernel           = W_ih^T
-    recurrent_kernel = W_hh^T
-    bias             = b_ih + b_hh
+    kernel            = W_ih^T
+    recurrent_kernel  = W_hh^T
+    bias              = b_ih + b_hh
+    projection_kernel = W_hr^T     (proj_size > 0: an LSTMPParams)
     ```
 
     PyTorch's gate order (i, f, g, o) is Keras's and jlstm's (i, f, c, o), so no reordering is needed.
@@ -150,8 +167,7 @@ def from_torch(module_or_state_dict: Any, *, prefix: str | None = None) -> list[
         bidirectional); a single entry for an ``LSTMCell``.
 
     Raises:
-      ValueError: ``proj_size > 0`` (not supported yet), inconsistent shapes (a GRU's state dict has 3
-        gates) or missing keys.
+      ValueError: inconsistent shapes (a GRU's state dict has 3 gates) or missing keys.
       TypeError: a GRU, RNN or any other module, a state dict entry that is not a tensor, a ``prefix``
         that is not a string.
 
@@ -188,25 +204,22 @@ def from_torch(module_or_state_dict: Any, *, prefix: str | None = None) -> list[
 
 
 def _check_module(fn: str, name: str, module: Any) -> "torch.nn.LSTM":
-    """``module``, if it is a ``torch.nn.LSTM`` without projections; raises otherwise."""
+    """``module``, if it is a ``torch.nn.LSTM``; raises otherwise."""
     import torch
 
     if type(module) is not torch.nn.LSTM:
         raise TypeError(
             f"{fn}: {name}: expected a torch.nn.LSTM or torch.nn.LSTMCell, got {type(module).__name__}"
         )
-    if module.proj_size > 0:
-        raise ValueError(
-            f"{fn}: {name}: a torch.nn.LSTM with proj_size > 0 (here {module.proj_size}) is not supported yet"
-        )
     return module
 
 
-def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
+def to_torch(params_list: Sequence[AnyParams], module: Any) -> Any:
     r"""Loads jlstm weights into a ``torch.nn.LSTM`` or ``LSTMCell``, in place.
 
     The inverse of [`from_torch`][jlstm.from_torch]: ``weight_ih = kernel.T``,
-    ``weight_hh = recurrent_kernel.T``, ``bias_ih = bias`` and ``bias_hh = 0``, for each layer and
+    ``weight_hh = recurrent_kernel.T``, ``bias_ih = bias``, ``bias_hh = 0`` (and ``weight_hr =
+    projection_kernel.T`` with ``proj_size``), for each layer and
     direction in [`from_torch`][jlstm.from_torch]'s order ``[l0_forward, l0_backward, l1_forward, ...]``.
     Values are cast to the module's dtype.
 
@@ -219,14 +232,16 @@ def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
     Args:
       params_list: one [`LSTMParams`][jlstm.LSTMParams] per layer and direction (a bare
         [`LSTMParams`][jlstm.LSTMParams] is taken as a one-element list).
-      module: a ``torch.nn.LSTM`` with ``proj_size=0``, or a ``torch.nn.LSTMCell``.
+      module: a ``torch.nn.LSTM`` (with ``proj_size > 0``, the entries are
+        [`LSTMPParams`][jlstm.LSTMPParams]), or a ``torch.nn.LSTMCell``.
 
     Returns:
       ``module``, with its parameters overwritten.
 
     Raises:
       ValueError: the wrong number of entries, a shape that does not fit the module (the message gives
-        the expected and the received shape), a non-zero bias for ``bias=False``, or ``proj_size > 0``.
+        the expected and the received shape), a non-zero bias for ``bias=False``, or entries with a
+        projection for a module without one (or the other way round).
       TypeError: not an LSTM module, or entries that are not [`LSTMParams`][jlstm.LSTMParams].
 
     Examples:
@@ -239,23 +254,23 @@ def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
     import torch
 
     fn = "to_torch"
-    if isinstance(params_list, LSTMParams):
+    if isinstance(params_list, (LSTMParams, LSTMPParams)):
         params_list = [params_list]
     if not isinstance(params_list, Sequence) or isinstance(params_list, str):
         raise TypeError(f"{fn}: params_list must be a list of LSTMParams, got {type(params_list).__name__}")
     if type(module) is torch.nn.LSTMCell:
         slots = [("", module.input_size)]
-        hidden, has_bias = module.hidden_size, module.bias
+        hidden, has_bias, proj = module.hidden_size, module.bias, 0
     else:
         if not isinstance(module, torch.nn.Module):
             raise TypeError(
                 f"{fn}: module must be a torch.nn.LSTM or torch.nn.LSTMCell, got {type(module).__name__}"
             )
         lstm = _check_module(fn, "module", module)
-        hidden, has_bias = lstm.hidden_size, lstm.bias
+        hidden, has_bias, proj = lstm.hidden_size, lstm.bias, lstm.proj_size
         directions = ("", "_reverse") if lstm.bidirectional else ("",)
         slots = [
-            (f"_l{layer}{suffix}", lstm.input_size if layer == 0 else hidden * len(directions))
+            (f"_l{layer}{suffix}", lstm.input_size if layer == 0 else (proj or hidden) * len(directions))
             for layer in range(lstm.num_layers)
             for suffix in directions
         ]
@@ -266,13 +281,20 @@ def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
         )
     checked = []
     for i, ((tag, input_dim), params) in enumerate(zip(slots, params_list)):
-        params = _validate.params(fn, params)
+        params = _validate.params(fn, params, f"params_list[{i}]")
+        if isinstance(params, LSTMPParams) != (proj > 0):
+            raise TypeError(
+                f"{fn}: params_list[{i}] must be an "
+                + (f"LSTMPParams (the module has proj_size={proj})" if proj else "LSTMParams (the module has no proj_size)")
+                + f", got {type(params).__name__}"
+            )
         expected = {
             "kernel": ((input_dim, 4 * hidden), "(input_dim, 4 * hidden_size)"),
-            "recurrent_kernel": ((hidden, 4 * hidden), "(hidden_size, 4 * hidden_size)"),
+            "recurrent_kernel": ((proj or hidden, 4 * hidden), "(proj_size or hidden_size, 4 * hidden_size)"),
             "bias": ((4 * hidden,), "(4 * hidden_size,)"),
+            "projection_kernel": ((hidden, proj), "(hidden_size, proj_size)"),
         }
-        for name, value in zip(LSTMParams._fields, params):
+        for name, value in zip(type(params)._fields, params):
             shape, formula = expected[name]
             if tuple(value.shape) != shape:
                 where = f"weights{tag}" if tag else "the cell"
@@ -287,6 +309,8 @@ def to_torch(params_list: Sequence[LSTMParams], module: Any) -> Any:
         for tag, params in checked:
             getattr(module, f"weight_ih{tag}").copy_(_to_torch(params.kernel.T))
             getattr(module, f"weight_hh{tag}").copy_(_to_torch(params.recurrent_kernel.T))
+            if isinstance(params, LSTMPParams):
+                getattr(module, f"weight_hr{tag}").copy_(_to_torch(params.projection_kernel.T))
             if has_bias:
                 getattr(module, f"bias_ih{tag}").copy_(_to_torch(params.bias))
                 getattr(module, f"bias_hh{tag}").zero_()

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _plan, _validate
 from ._layer import lstm
-from ._params import LSTMParams
+from ._params import AnyParams
 from ._plan import Plan
 
 
@@ -45,7 +45,7 @@ class TuneResult(NamedTuple):
 
 
 def tune(
-    params: LSTMParams,
+    params: AnyParams,
     inputs,
     *,
     mode: str = "train",
@@ -75,7 +75,7 @@ def tune(
     is ignored with a warning.
 
     Args:
-      params: an [`LSTMParams`][jlstm.LSTMParams] of arrays, or of ``jax.ShapeDtypeStruct`` (random weights
+      params: an [`LSTMParams`][jlstm.LSTMParams] (or [`LSTMPParams`][jlstm.LSTMPParams]) of arrays, or of ``jax.ShapeDtypeStruct`` (random weights
         are drawn).
       inputs: ``(batch, time, input_dim)`` (``(time, batch, input_dim)`` if
         ``time_major``), an array or a ``jax.ShapeDtypeStruct``.
@@ -172,7 +172,7 @@ def _concrete(value, dtype=None):
     return value
 
 
-def _program(plan: Plan, params: LSTMParams, inputs, mode: str, time_major: bool):
+def _program(plan: Plan, params: AnyParams, inputs, mode: str, time_major: bool):
     def forward(params, inputs):
         return lstm(params, inputs, return_sequences=True, time_major=time_major, recurrence=plan)
 

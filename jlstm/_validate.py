@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._params import LSTMParams, LSTMState, state_dtype
+from ._params import AnyParams, LSTMParams, LSTMPParams, LSTMState, state_dtype
 
 Dims = Sequence[int | None]  # None where any size is accepted
 
@@ -55,35 +55,50 @@ def array(
     return value
 
 
-def params(fn: str, value: Any, name: str = "params") -> LSTMParams:
-    """Checks that kernel, recurrent_kernel and bias agree on units and dtype.
+def params(fn: str, value: Any, name: str = "params") -> AnyParams:
+    """Checks that the arrays of an LSTMParams (or LSTMPParams) agree on their sizes and share one dtype.
 
     ``name`` is the argument's name; fields are then reported as ``name.kernel``
     (plain ``kernel`` for the default ``params``).
     """
-    expected = f"{fn}: {name} must be an LSTMParams(kernel, recurrent_kernel, bias)"
+    expected = (
+        f"{fn}: {name} must be an LSTMParams(kernel, recurrent_kernel, bias) "
+        "or an LSTMPParams(kernel, recurrent_kernel, bias, projection_kernel)"
+    )
     if not isinstance(value, tuple):
         raise TypeError(f"{expected}, got {type(value).__name__}")
-    if len(value) != 3:
+    if len(value) not in (3, 4):
         raise ValueError(f"{expected}, got a {type(value).__name__} of length {len(value)}")
+    projected = len(value) == 4
     prefix = "" if name == "params" else f"{name}."
-    fields = [prefix + n for n in LSTMParams._fields]
-    kernel, recurrent_kernel, bias = (as_array(fn, n, v) for n, v in zip(fields, value))
-    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
-        raise ValueError(
-            f"{fn}: {fields[1]} must have shape (units, 4 * units), "
-            f"got {tuple(recurrent_kernel.shape)}"
-        )
-    units = recurrent_kernel.shape[0]
+    fields = [prefix + n for n in (LSTMPParams if projected else LSTMParams)._fields]
+    values = [as_array(fn, n, v) for n, v in zip(fields, value)]
+    kernel, recurrent_kernel, bias = values[:3]
+    if projected:
+        projection_kernel = values[3]
+        if projection_kernel.ndim != 2 or not 0 < projection_kernel.shape[1] < projection_kernel.shape[0]:
+            raise ValueError(
+                f"{fn}: {fields[3]} must have shape (units, proj_size) with 0 < proj_size < units, "
+                f"got {tuple(projection_kernel.shape)}"
+            )
+        units, rows = projection_kernel.shape
+        array(fn, fields[1], recurrent_kernel, (rows, 4 * units), ("proj_size", "4 * units"))
+    else:
+        if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
+            raise ValueError(
+                f"{fn}: {fields[1]} must have shape (units, 4 * units), "
+                f"got {tuple(recurrent_kernel.shape)}"
+            )
+        units = recurrent_kernel.shape[0]
     array(fn, fields[0], kernel, (None, 4 * units), ("input_dim", "4 * units"))
     array(fn, fields[2], bias, (4 * units,), ("4 * units",))
-    dtypes = {n: v.dtype for n, v in zip(fields, (kernel, recurrent_kernel, bias))}
+    dtypes = {n: v.dtype for n, v in zip(fields, values)}
     if len(set(dtypes.values())) != 1 or not jnp.issubdtype(kernel.dtype, jnp.floating):
         listed = ", ".join(f"{n}={d}" for n, d in dtypes.items())
         raise TypeError(
-            f"{fn}: {', '.join(fields[:2])} and {fields[2]} must share one floating dtype, got {listed}"
+            f"{fn}: {', '.join(fields[:-1])} and {fields[-1]} must share one floating dtype, got {listed}"
         )
-    return LSTMParams(kernel, recurrent_kernel, bias)
+    return LSTMPParams(*values) if projected else LSTMParams(*values)
 
 
 def arrays(
@@ -106,10 +121,25 @@ def arrays(
     ]
 
 
-def state(fn: str, name: str, value: Any, batch: int, p: LSTMParams) -> LSTMState:
-    """Checks an ``(h, c)`` pair of ``(batch, units)`` arrays; casts them to the state dtype."""
-    spec = ((batch, p.units), ("batch", "units"))
-    h, c = arrays(fn, name, value, ("h", "c"), [spec, spec], "a pair (h, c) of (batch, units) arrays")
+def hidden_spec(batch: int, p: AnyParams, *lead: int) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The shape of ``h`` and its names: ``(*lead, batch, units)``, or ``(*lead, batch, proj_size)`` when projected."""
+    names = ("num_layers * num_directions",)[: len(lead)] + ("batch",)
+    if isinstance(p, LSTMPParams):
+        return (*lead, batch, p.proj_size), (*names, "proj_size")
+    return (*lead, batch, p.units), (*names, "units")
+
+
+def state(fn: str, name: str, value: Any, batch: int, p: AnyParams) -> LSTMState:
+    """Checks an ``(h, c)`` pair of ``(batch, units)`` arrays (``h`` ``(batch, proj_size)`` when projected).
+
+    Casts them to the state dtype.
+    """
+    cell = ((batch, p.units), ("batch", "units"))
+    if isinstance(p, LSTMPParams):
+        expected = "a pair (h, c) of (batch, proj_size) and (batch, units) arrays"
+    else:
+        expected = "a pair (h, c) of (batch, units) arrays"
+    h, c = arrays(fn, name, value, ("h", "c"), [hidden_spec(batch, p), cell], expected)
     dtype = state_dtype(p.kernel.dtype)
     return LSTMState(h.astype(dtype), c.astype(dtype))
 

@@ -14,9 +14,9 @@ import jax.numpy as jnp
 
 from . import _options, _validate
 from ._bidirectional import bidirectional
-from ._flax_init import check_config, half_safe, in_dtype, input_features, keras_bias
+from ._flax_init import check_config, half_safe, in_dtype, input_features, keras_bias, torch_projection
 from ._layer import lstm
-from ._params import LSTMParams
+from ._params import AnyParams, LSTMParams, LSTMPParams, check_proj_size
 from ._plan import Plan
 
 Initializer = Callable[..., jax.Array]
@@ -41,6 +41,7 @@ class _Config(nn.Module):
     dtype: Any = None
     kernel_init: Initializer = jax.nn.initializers.glorot_uniform()
     recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal()
+    proj_size: int | None = None
 
     def _input_dim(self, inputs: Any) -> int:
         """Checks the module's own options and ``inputs``; the input features."""
@@ -62,14 +63,23 @@ class _Config(nn.Module):
         return dict(_options.attributes(self), training=training, key=key)
 
 
-def _declare(module: Any, input_dim: int) -> LSTMParams:
-    """Declares ``kernel``, ``recurrent_kernel`` and ``bias`` in ``module``'s scope, from its init fields."""
+def _declare(module: Any, input_dim: int) -> AnyParams:
+    """Declares ``kernel``, ``recurrent_kernel``, ``bias`` (and ``projection_kernel``) in ``module``'s scope.
+
+    From the module's init fields; ``projection_kernel`` only with ``proj_size``.
+    """
     units, dtype = module.units, module.param_dtype
-    return LSTMParams(
+    proj_size = check_proj_size(type(module).__name__, module.proj_size, units)
+    rows = units if proj_size is None else proj_size
+    params = LSTMParams(
         module.param("kernel", half_safe(module.kernel_init), (input_dim, 4 * units), dtype),
-        module.param("recurrent_kernel", half_safe(module.recurrent_kernel_init), (units, 4 * units), dtype),
+        module.param("recurrent_kernel", half_safe(module.recurrent_kernel_init), (rows, 4 * units), dtype),
         module.param("bias", keras_bias(units, module.unit_forget_bias), (4 * units,), dtype),
     )
+    if proj_size is None:
+        return params
+    projection = module.param("projection_kernel", half_safe(torch_projection(units)), (units, proj_size), dtype)
+    return LSTMPParams(*params, projection_kernel=projection)
 
 
 class LSTM(_Config):
@@ -116,6 +126,9 @@ class LSTM(_Config):
         float32 state, sums and outputs.
       kernel_init: initialiser of ``kernel``, ``(key, shape, dtype) -> array``.
       recurrent_kernel_init: initialiser of ``recurrent_kernel``, ``(key, shape, dtype) -> array``.
+      proj_size: a projected LSTM (PyTorch's ``proj_size``): an int ``0 < proj_size < units``
+        adds a parameter ``projection_kernel`` ``(units, proj_size)`` (PyTorch's initialiser,
+        uniform in ``±1/sqrt(units)``), and the output and ``h`` are ``proj_size`` wide.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jlstm, jlstm.linen
@@ -155,9 +168,10 @@ class _Weights(nn.Module):
     param_dtype: Any
     kernel_init: Initializer
     recurrent_kernel_init: Initializer
+    proj_size: int | None
 
     @nn.compact
-    def __call__(self, input_dim: int) -> LSTMParams:
+    def __call__(self, input_dim: int) -> AnyParams:
         return _declare(self, input_dim)
 
 
@@ -204,6 +218,7 @@ class Bidirectional(_Config):
             "param_dtype": self.param_dtype,
             "kernel_init": self.kernel_init,
             "recurrent_kernel_init": self.recurrent_kernel_init,
+            "proj_size": self.proj_size,
         }
         forward = _Weights(**init, name="forward")(input_dim)
         backward = _Weights(**init, name="backward")(input_dim)

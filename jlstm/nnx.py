@@ -13,9 +13,9 @@ from flax import nnx
 
 from . import _options, _validate
 from ._bidirectional import bidirectional
-from ._flax_init import check_config, half_safe, in_dtype, keras_bias
+from ._flax_init import check_config, half_safe, in_dtype, keras_bias, torch_projection
 from ._layer import lstm
-from ._params import LSTMParams
+from ._params import AnyParams, LSTMParams, LSTMPParams, check_proj_size
 from ._plan import Plan
 
 Initializer = Callable[..., jax.Array]
@@ -35,17 +35,26 @@ class _Weights(nnx.Module):
         param_dtype: Any,
         kernel_init: Initializer,
         recurrent_kernel_init: Initializer,
+        proj_size: int | None,
     ):
+        rows = units if proj_size is None else proj_size
         self.kernel = nnx.Param(half_safe(kernel_init)(rngs.params(), (input_dim, 4 * units), param_dtype))
         self.recurrent_kernel = nnx.Param(
-            half_safe(recurrent_kernel_init)(rngs.params(), (units, 4 * units), param_dtype)
+            half_safe(recurrent_kernel_init)(rngs.params(), (rows, 4 * units), param_dtype)
         )
         self.bias = nnx.Param(keras_bias(units, unit_forget_bias)(None, (4 * units,), param_dtype))
+        self.projection_kernel = None
+        if proj_size is not None:  # PyTorch's weight_hr, transposed
+            init = half_safe(torch_projection(units))
+            self.projection_kernel = nnx.Param(init(rngs.params(), (units, proj_size), param_dtype))
 
     @property
-    def params(self) -> LSTMParams:
+    def params(self) -> AnyParams:
         """The parameters as the pure function takes them."""
-        return LSTMParams(self.kernel[...], self.recurrent_kernel[...], self.bias[...])
+        arrays = (self.kernel[...], self.recurrent_kernel[...], self.bias[...])
+        if self.projection_kernel is None:
+            return LSTMParams(*arrays)
+        return LSTMPParams(*arrays, self.projection_kernel[...])
 
 
 class _Layer(nnx.Module):
@@ -62,6 +71,7 @@ class _Layer(nnx.Module):
             cls, units=arguments["units"], param_dtype=arguments["param_dtype"],
             dropout=dropout, recurrent_dropout=recurrent_dropout,
         )
+        check_proj_size(cls, arguments["proj_size"], arguments["units"])
         self.deterministic = _validate.flag(cls, "deterministic", arguments["deterministic"])
         self.dtype = arguments["dtype"]
         self.options = _options.pick(arguments)
@@ -128,6 +138,8 @@ class LSTM(_Weights, _Layer):
         precision with float32 gradients.
       kernel_init: initialiser of ``kernel``, ``(key, shape, dtype) -> array``.
       recurrent_kernel_init: initialiser of ``recurrent_kernel``, ``(key, shape, dtype) -> array``.
+      proj_size: a projected LSTM (PyTorch's ``proj_size``), as in [`jlstm.linen.LSTM`][]: adds
+        ``projection_kernel`` ``(units, proj_size)``; the output and ``h`` are ``proj_size`` wide.
 
     Examples:
       >>> import jax.numpy as jnp, jlstm, jlstm.nnx
@@ -167,11 +179,12 @@ class LSTM(_Weights, _Layer):
         dtype: Any = None,
         kernel_init: Initializer = jax.nn.initializers.glorot_uniform(),  # noqa: B008 - a pure function
         recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal(),  # noqa: B008 - a pure function
+        proj_size: int | None = None,
     ):
         self._configure("LSTM", locals())
         _Weights.__init__(
             self, input_dim, units, rngs=rngs, unit_forget_bias=unit_forget_bias, param_dtype=param_dtype,
-            kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init,
+            kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init, proj_size=proj_size,
         )
 
     def __call__(
@@ -244,6 +257,7 @@ class Bidirectional(_Layer):
         dtype: Any = None,
         kernel_init: Initializer = jax.nn.initializers.glorot_uniform(),  # noqa: B008 - a pure function
         recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal(),  # noqa: B008 - a pure function
+        proj_size: int | None = None,
     ):
         init = {
             "rngs": rngs,
@@ -251,6 +265,7 @@ class Bidirectional(_Layer):
             "param_dtype": param_dtype,
             "kernel_init": kernel_init,
             "recurrent_kernel_init": recurrent_kernel_init,
+            "proj_size": proj_size,
         }
         self._configure("Bidirectional", locals())
         self.merge_mode = merge_mode
