@@ -47,7 +47,13 @@ def no_sync(out):
     return out
 
 
-def lstm_flops(batch: int, time_steps: int, input_dim: int, units: int, mode: str) -> float:
-    """Matmul FLOPs of an LSTM: ``2·B·T·(I+H)·4H`` forward, three times that for a training step."""
-    forward = 2.0 * batch * time_steps * (input_dim + units) * 4 * units
+def lstm_flops(shape: tuple[int, ...], mode: str) -> float:
+    """Matmul FLOPs of an LSTM: ``2·B·T·(I+H)·4H`` forward, three times that for a training step.
+
+    ``shape`` is ``(B, T, I, H)``, or ``(B, T, I, H, P)`` for a projected LSTM: ``2·B·T·((I+P)·4H + H·P)``.
+    """
+    batch, time_steps, input_dim, units, *projection = shape
+    hidden = projection[0] if projection else units
+    per_step = (input_dim + hidden) * 4 * units + (units * hidden if projection else 0)
+    forward = 2.0 * batch * time_steps * per_step
     return forward if mode == "forward" else 3.0 * forward

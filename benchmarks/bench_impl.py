@@ -55,7 +55,7 @@ def impl(name, description):
 def _jax_inputs(shape):
     import jax
 
-    batch, time_steps, input_dim, _ = shape
+    batch, time_steps, input_dim = shape[:3]
     return jax.random.normal(jax.random.key(1), (batch, time_steps, input_dim), "float32")
 
 
@@ -71,6 +71,18 @@ def _jax_pair(apply, params, x, mode):
         return (lambda: forward(params, x)), jax_sync
     step = jax.jit(jax.value_and_grad(lambda p, x: jnp.sum(apply(p, x))))
     return (lambda: step(params, x)), jax_sync
+
+
+def _plain(shape, peer):
+    """Refuses a projected shape ``(B, T, I, H, P)`` for a peer that has no projected LSTM: a skip, noted."""
+    if len(shape) > 4:
+        raise NotImplementedError(f"{peer} has no projected LSTM (PyTorch's proj_size)")
+    return shape
+
+
+def _projection(shape):
+    """``P`` of a projected shape ``(B, T, I, H, P)``, else None."""
+    return shape[4] if len(shape) > 4 else None
 
 
 def _cast(tree, dtype):
@@ -89,8 +101,8 @@ def _jlstm(shape, mode, dtype, **options):
 
     import jlstm
 
-    _, _, input_dim, units = shape
-    params = jlstm.init_params(jax.random.key(0), input_dim, units)
+    input_dim, units = shape[2:4]
+    params = jlstm.init_params(jax.random.key(0), input_dim, units, proj_size=_projection(shape))
     return _jax_pair(lambda p, x: jlstm.lstm(_cast(p, dtype), x, return_sequences=True, **options), params,
                      _jax_inputs(shape), mode)
 
@@ -102,8 +114,8 @@ def _jlstm_tuned(shape, mode, dtype):
 
     import jlstm
 
-    batch, time_steps, input_dim, units = shape
-    params = jlstm.init_params(jax.random.key(0), input_dim, units)
+    batch, time_steps, input_dim, units = shape[:4]
+    params = jlstm.init_params(jax.random.key(0), input_dim, units, proj_size=_projection(shape))
     tuned = _cast(params, dtype)  # the dtype the loop runs in (16-bit params for bfloat16)
     result = jlstm.tune(tuned, jax.ShapeDtypeStruct((batch, time_steps, input_dim), tuned.kernel.dtype),
                         mode=mode, record=False, progress=False,
@@ -124,6 +136,7 @@ def _jlstm_baseline(shape, mode, dtype, **options):
 
 
 def _linen(cell_cls, shape, mode, dtype):
+    _plain(shape, "flax")
     import flax.linen as nn
     import jax
 
@@ -149,6 +162,7 @@ def _flax_linen(shape, mode, dtype):
 
 @impl("flax_nnx_opt", "flax.nnx RNN(OptimizedLSTMCell)")
 def _flax_nnx_opt(shape, mode, dtype):
+    _plain(shape, "flax")
     from flax import nnx
 
     _, _, input_dim, units = shape
@@ -163,6 +177,7 @@ def _flax_nnx_opt(shape, mode, dtype):
 
 @impl("equinox", "equinox LSTMCell, vmap over batch, lax.scan over time")
 def _equinox(shape, mode, dtype):
+    _plain(shape, "equinox")
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -189,6 +204,7 @@ def _equinox(shape, mode, dtype):
 
 @impl("keras_jax", "Keras 3 LSTM, JAX backend, jitted stateless_call")
 def _keras_jax(shape, mode, dtype):
+    _plain(shape, "Keras")
     import keras
 
     if keras.backend.backend() != "jax":
@@ -206,6 +222,7 @@ def _keras_policy(dtype):
 
 
 def _keras_tf(shape, mode, dtype, jit_compile):
+    _plain(shape, "Keras")
     import keras
     import numpy as np
     import tensorflow as tf
@@ -250,9 +267,9 @@ def _torch(shape, mode, dtype, threads=None, device="cpu"):
         raise ImportError("no CUDA device for torch")
     if threads is not None:
         torch.set_num_threads(threads)
-    batch, time_steps, input_dim, units = shape
+    batch, time_steps, input_dim, units = shape[:4]
     torch.manual_seed(0)
-    layer = torch.nn.LSTM(input_dim, units, batch_first=True).to(device)
+    layer = torch.nn.LSTM(input_dim, units, batch_first=True, proj_size=_projection(shape) or 0).to(device)
     x = torch.randn(batch, time_steps, input_dim, device=device)
     params = list(layer.parameters())
 
@@ -298,6 +315,7 @@ def _torch_cuda(shape, mode, dtype):
 
 @impl("jax_cudnn", "jax.experimental.rnn.lstm (cuDNN through XLA); GPU only")
 def _jax_cudnn(shape, mode, dtype):
+    _plain(shape, "jax.experimental.rnn")
     import jax
     import jax.numpy as jnp
     from jax.experimental import rnn
@@ -320,6 +338,7 @@ def _jax_cudnn(shape, mode, dtype):
 @impl("matmul", "machine limit: one jnp.dot (B*T, I+H) @ (I+H, 4H), the LSTM's forward FLOPs, "
               "and a square 1024³ one, operands in the run's dtype, summed in float32")
 def _matmul(shape, mode, dtype):
+    _plain(shape, "the matmul limit")
     import jax
     import jax.numpy as jnp
 
@@ -364,7 +383,7 @@ def serve(name: str, requests, reply) -> None:
             record["times_s"] = runs(*built[key], budget=request["budget"], warmup=warmup,
                                      min_runs=request["min_runs"])
             last_run = record["times_s"][-1]
-        except ImportError as error:
+        except (ImportError, NotImplementedError) as error:  # not installed, or no such model
             record["skipped"] = f"{type(error).__name__}: {error}"
         except Exception as error:  # noqa: BLE001 - a peer failing must not stop the others
             built.clear()

@@ -153,7 +153,7 @@ def combine(answers, shape_name):
         times = [t for a in timed for t in a["times_s"]]
         record.update(summary(times))
         record["round_medians_s"] = [statistics.median(a["times_s"]) for a in timed]
-        record["gflops"] = lstm_flops(*record["shape"], record["mode"]) / record["median_s"] / 1e9
+        record["gflops"] = lstm_flops(record["shape"], record["mode"]) / record["median_s"] / 1e9
     return record
 
 
@@ -290,8 +290,8 @@ def parse_shapes(texts):
     for text in texts:
         name, _, dims = text.rpartition("=")
         dims = tuple(int(n) for n in dims.split(","))
-        if len(dims) != 4:
-            raise SystemExit(f"--shapes: expected B,T,I,H (or name=B,T,I,H), got {text!r}")
+        if len(dims) not in (4, 5):
+            raise SystemExit(f"--shapes: expected B,T,I,H[,P] (or name=B,T,I,H[,P]), got {text!r}")
         shapes[name or "x".join(map(str, dims))] = dims
     return shapes
 
