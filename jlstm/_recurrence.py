@@ -18,8 +18,10 @@ is. Reverse mode (``jax.grad``, ``jax.vjp``) is JAX's transpose of it, which
 is the fused backward pass of cuDNN: a reverse loop that yields every step's
 ``dz_t`` (its ``dh R^T`` on an ``R^T`` formed once), then the weight
 gradients as three large matmuls over all steps, ``X^T dZ``, ``H^T dZ`` and
-``sum dZ``, instead of one small matmul per step. Tangents that are zero
-(symbolic zeros: inputs not differentiated) add no term.
+``sum dZ``, instead of one small matmul per step. With a projection
+(:class:`~jlstm.LSTMPParams`), its weight's term ``(o * tanh(c_t)) dW_hr``
+is formed for all steps at once too, so that its gradient is one matmul.
+Tangents that are zero (symbolic zeros: inputs not differentiated) add no term.
 
 How a loop runs (layout, batch chains, where ``x W`` is computed, unroll)
 is a :class:`~jlstm.Plan`, chosen in ``_plan``; the loops here receive it.
@@ -205,15 +207,12 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
         dz = dz if bias_term is None else dz + bias_term
         # The primal y only selects (a masked step keeps it): its value does not enter the tangent.
         y = h if masked else None
-        if u is None:
-            _, (dh, dc, dy_new) = jax.jvp(
-                lambda z, h, c, y: step_remat(z, h, c, y, m, projection_kernel), (z, h, c, y), (dz, dh, dc, dy)
-            )
-        else:  # u's primal is 0: it only carries the projection's term into the step's tangent
-            _, (dh, dc, dy_new) = jax.jvp(
-                lambda z, h, c, y, u: step_remat(z, h, c, y, m, projection_kernel, u),
-                (z, h, c, y, jnp.zeros_like(u)), (dz, dh, dc, dy, u),
-            )
+        primals, tangents = (z, h, c, y), (dz, dh, dc, dy)
+        if u is not None:  # u's primal is 0: it only carries the projection's term into the step's tangent
+            primals, tangents = (*primals, jnp.zeros_like(u)), (*tangents, u)
+        _, (dh, dc, dy_new) = jax.jvp(
+            lambda z, h, c, y, *u: step_remat(z, h, c, y, m, projection_kernel, *u), primals, tangents
+        )
         return (dh, dc, dy_new), (dy_new if masked else dh)
 
     dh0 = jnp.zeros_like(h0) if dh0 is None else dh0
