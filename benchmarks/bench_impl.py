@@ -383,8 +383,10 @@ def serve(name: str, requests, reply) -> None:
             record["times_s"] = runs(*built[key], budget=request["budget"], warmup=warmup,
                                      min_runs=request["min_runs"])
             last_run = record["times_s"][-1]
-        except (ImportError, NotImplementedError) as error:  # not installed, or no such model
+        except ImportError as error:  # not installed here: skipped from now on
             record["skipped"] = f"{type(error).__name__}: {error}"
+        except NotImplementedError as error:  # no such model (a projected shape): skipped for this shape only
+            record["not_applicable"] = str(error)
         except Exception as error:  # noqa: BLE001 - a peer failing must not stop the others
             built.clear()
             record["error"] = f"{type(error).__name__}: {error}"

@@ -35,12 +35,13 @@ sys.path.insert(0, HERE)
 from _timing import lstm_flops, summary
 from bench_impl import DTYPES, IMPLS
 
-GRID = {  # name: (batch, time, input_dim, units)
+GRID = {  # name: (batch, time, input_dim, units), or (..., proj_size) for a projected LSTM
     "small": (1, 100, 32, 64),
     "medium": (32, 100, 128, 256),
     "large_batch": (256, 50, 256, 512),
     "long": (8, 1000, 64, 128),
     "wide": (64, 100, 512, 1024),
+    "projected": (32, 100, 128, 512, 128),  # PyTorch's proj_size: only jlstm and torch have it
 }
 QUICK_GRID = {"small": (1, 100, 32, 64), "quick_medium": (16, 50, 64, 128)}
 QUICK_BUDGET = 0.25
@@ -142,10 +143,11 @@ class Worker:
 
 def combine(answers, shape_name):
     """One record from the rounds' answers of one implementation, shape and mode."""
-    record = {k: v for k, v in answers[0].items() if k not in ("times_s", "skipped", "error")}
+    problems = ("skipped", "not_applicable", "error")
+    record = {k: v for k, v in answers[0].items() if k not in ("times_s", *problems)}
     record["shape_name"] = shape_name
     for answer in answers:  # the first problem reported, if any
-        for problem in ("skipped", "error"):
+        for problem in problems:
             if problem in answer:
                 record.setdefault(problem, answer[problem])
     timed = [a for a in answers if "times_s" in a]
@@ -217,7 +219,7 @@ def table(records, shapes, impls, modes, dtype="float32"):
     for mode in modes:
         lines += [f"### {mode}: median ms (time relative to jlstm, median of same-round ratios); **bold**: fastest",
                   "",
-                  "| shape (B, T, I, H) | " + " | ".join(impls) + " |",
+                  "| shape (B, T, I, H[, P]) | " + " | ".join(impls) + " |",
                   "| --- |" + " ---: |" * len(impls)]
         for s, shape in shapes.items():
             got = {i: by_key[(i, s, mode)] for i in impls if (i, s, mode) in by_key}
@@ -353,7 +355,9 @@ def main(argv=None):
         json.dump(result, f, indent=1)
     shown = [i for i in impls if any(r["impl"] == i and "median_s" in r for r in records)]
     skipped = sorted({f"{r['impl']} ({r.get('skipped') or r.get('error')})"
-                      for r in records if "median_s" not in r})
+                      for r in records if "median_s" not in r and "not_applicable" not in r})
+    skipped += sorted({f"{r['impl']} on {r['shape_name']} ({r['not_applicable']})"
+                       for r in records if "not_applicable" in r})
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     dev = info["device"]
     on = f"{dev.get('count')} x {dev.get('kind')} ({dev.get('backend')})" if "kind" in dev else str(dev)

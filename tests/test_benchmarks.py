@@ -159,3 +159,25 @@ def test_a_worker_that_dies_is_reported_with_its_last_words():
     finally:
         worker.close()
     assert answer["error"].startswith("worker exited with 2: ") and "invalid choice" in answer["error"]
+
+
+def test_a_projected_shape_runs_jlstm_and_torch_and_skips_the_others_for_that_shape_only(tmp_path):
+    out = tmp_path / "proj"
+    bench_run.main(["--shapes", "proj=2,5,3,6,2", "plain=2,5,3,6", "--impls", "jlstm,torch_t1,flax_linen_opt",
+                    "--modes", "train", "--budget", "0.02", "--rounds", "2", "--no-limit", "--out", str(out)])
+    result = json.loads((tmp_path / "proj.json").read_text())
+    by_key = {(r["impl"], r["shape_name"]): r for r in result["records"]}
+    assert "median_s" in by_key[("jlstm", "proj")] and "median_s" in by_key[("torch_t1", "proj")]
+    assert "flax has no projected LSTM" in by_key[("flax_linen_opt", "proj")]["not_applicable"]
+    assert "median_s" in by_key[("flax_linen_opt", "plain")]  # the worker goes on with the next shape
+    markdown = (tmp_path / "proj.md").read_text()
+    [row] = [line for line in markdown.splitlines() if line.startswith("| proj (2, 5, 3, 6, 2) |")]
+    assert row.endswith("| – |") and row.count("×") == 2  # jlstm and torch timed, flax not
+    assert "flax_linen_opt on proj (flax has no projected LSTM" in markdown
+
+
+def test_the_flop_count_of_a_projected_lstm_adds_the_projection_and_reads_p_features():
+    forward = 2.0 * 2 * 5 * ((3 + 2) * 4 * 6 + 6 * 2)
+    assert bench_run.lstm_flops((2, 5, 3, 6, 2), "forward") == forward
+    assert bench_run.lstm_flops((2, 5, 3, 6, 2), "train") == 3 * forward
+    assert bench_run.lstm_flops((2, 5, 3, 6), "forward") == 2.0 * 2 * 5 * (3 + 6) * 4 * 6
