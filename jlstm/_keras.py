@@ -361,9 +361,10 @@ def to_keras(params: Any, layer_or_model: Any) -> Any:
     Raises:
       ValueError: a shape that does not fit the layer (the message gives the expected and the received
         shape), a non-zero bias for ``use_bias=False``, a wrong number of entries for a model or a
-        ``Bidirectional`` layer, or an [`LSTMPParams`][jlstm.LSTMPParams] (Keras has no projected LSTM).
+        ``Bidirectional`` layer.
       TypeError: not an LSTM layer, or ``params`` of the wrong kind (a bare [`LSTMParams`][jlstm.LSTMParams]
-        where a pair or a sequence is expected, a non-array).
+        where a pair or a sequence is expected, a non-array, an [`LSTMPParams`][jlstm.LSTMPParams]: Keras
+        has no projected LSTM).
 
     Examples:
       >>> import jax, keras, jlstm

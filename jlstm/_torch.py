@@ -118,6 +118,7 @@ def _from_state_dict(fn: str, state: Mapping, prefix: str | None) -> list[AnyPar
             f"(prefixes found: {prefixes})"
         )
     ours = [m for m in matches if m["prefix"] == prefix]
+    projected = any(str(key).startswith(prefix + "weight_hr_l") for key in state)
     num_layers = 1 + max(int(m["layer"]) for m in ours)
     bidirectional = any(m["suffix"] for m in ours)
     directions = ("", "_reverse") if bidirectional else ("",)
@@ -128,6 +129,11 @@ def _from_state_dict(fn: str, state: Mapping, prefix: str | None) -> list[AnyPar
             if prefix + "weight_ih" + tag not in state:
                 raise ValueError(
                     f"{fn}: state dict has no {prefix + 'weight_ih' + tag!r} (layers 0..{num_layers - 1})"
+                )
+            if projected and prefix + "weight_hr" + tag not in state:
+                raise ValueError(
+                    f"{fn}: state dict has {prefix}weight_hr_l* keys (proj_size > 0) but no "
+                    f"{prefix + 'weight_hr' + tag!r}"
                 )
             input_dim = None if layer == 0 else output_dim(out[-1]) * len(directions)
             out.append(_layer_params(fn, state, prefix, tag, input_dim))

@@ -107,18 +107,26 @@ def arrays(
     """A tuple or list of ``len(labels)`` floating arrays, item ``i`` with shape ``specs[i]`` ``(dims, names)``.
 
     ``expected`` completes "``name`` must be ...", for the messages. Item
-    ``i`` is reported as ``name[i] (labels[i])``.
+    ``i`` is reported as ``name[i] (labels[i])``; when the items' shapes
+    differ (a projected LSTM's ``h`` and ``c``), a wrong shape's message
+    gives every expected shape.
     """
-    expected = f"{fn}: {name} must be {expected}"
+    whole = f"{fn}: {name} must be {expected}"
     if not isinstance(value, (tuple, list)):
         got = f"one array of shape {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
-        raise TypeError(f"{expected}, got {got}")
+        raise TypeError(f"{whole}, got {got}")
     if len(value) != len(labels):
-        raise ValueError(f"{expected}, got a {type(value).__name__} of length {len(value)}")
-    return [
-        array(fn, f"{name}[{i}] ({label})", v, dims, names)
-        for i, (label, v, (dims, names)) in enumerate(zip(labels, value, specs))
-    ]
+        raise ValueError(f"{whole}, got a {type(value).__name__} of length {len(value)}")
+    checked = []
+    for i, (label, v, (dims, names)) in enumerate(zip(labels, value, specs)):
+        try:
+            checked.append(array(fn, f"{name}[{i}] ({label})", v, dims, names))
+        except ValueError as error:
+            if len({tuple(d) for d, _ in specs}) == 1:
+                raise
+            shapes = ", ".join(f"{label} {_fmt(d, n)}" for label, (d, n) in zip(labels, specs))
+            raise ValueError(f"{error}; {name} must be {expected}: {shapes}") from None
+    return checked
 
 
 def hidden_spec(batch: int, p: AnyParams, *lead: int) -> tuple[tuple[int, ...], tuple[str, ...]]:

@@ -53,6 +53,7 @@ class _Config(nn.Module):
             recurrent_dropout=self.recurrent_dropout,
             param_dtype=self.param_dtype,
         )
+        check_proj_size(cls, self.proj_size, self.units)
         return input_features(cls, inputs)
 
     def _call_options(self, deterministic: bool) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class _Weights(nnx.Module):
             half_safe(recurrent_kernel_init)(rngs.params(), (rows, 4 * units), param_dtype)
         )
         self.bias = nnx.Param(keras_bias(units, unit_forget_bias)(None, (4 * units,), param_dtype))
-        self.projection_kernel = None
+        self.projection_kernel = nnx.data(None)  # a Param below when projected
         if proj_size is not None:  # PyTorch's weight_hr, transposed
             init = half_safe(torch_projection(units))
             self.projection_kernel = nnx.Param(init(rngs.params(), (units, proj_size), param_dtype))

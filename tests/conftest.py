@@ -31,6 +31,16 @@ TOLERANCES = {
 }
 
 
+# For jax.jit(..., compiler_options=COMPILER_OPTIONS) in tests that compile many small programs, where compiling
+# is almost all of their time: XLA's older elementwise emitters without LLVM optimisation compile the same HLO
+# about 4x faster (test_sharding.py lowers the optimisation level the same way, by flags).
+COMPILER_OPTIONS = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+}
+
+
 def assert_close(actual, expected, kind="float32"):
     rtol, atol = TOLERANCES[kind]
     np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64), rtol=rtol, atol=atol)
@@ -80,11 +90,12 @@ def no_tuned_plans_from_outside(tmp_path_factory):
         yield
 
 
-def dropout_masks(key, batch, input_dim, units, dropout, recurrent_dropout):
+def dropout_masks(key, batch, input_dim, units, dropout, recurrent_dropout, proj_size=None):
     """The dropout masks :func:`jlstm.lstm` draws from ``key`` for these shapes and rates, read back by gradients.
 
-    Returns ``(input_masks, recurrent_masks)``, ``(4, batch, input_dim)`` and ``(4, batch, units)``, one per gate
-    (i, f, c, o): 0 where a value is dropped, ``1 / (1 - rate)`` where it is kept (1 everywhere for a rate of 0).
+    Returns ``(input_masks, recurrent_masks)``, ``(4, batch, input_dim)`` and ``(4, batch, width)``, one per gate
+    (i, f, c, o), where ``width`` is h's: ``units``, or ``proj_size`` for projected params (LSTMPParams). 0 where
+    a value is dropped, ``1 / (1 - rate)`` where it is kept (1 everywhere for a rate of 0).
 
     The masks depend only on the key, the shapes and the rates (Keras draws them once per call). For each gate g,
     one step of an LSTM whose kernel and recurrent kernel are zero outside g's columns: the gradient of its
@@ -92,17 +103,20 @@ def dropout_masks(key, batch, input_dim, units, dropout, recurrent_dropout):
     exactly zero where the mask is, and almost surely not elsewhere (random weights).
     """
     rng = np.random.default_rng(0)
+    width = units if proj_size is None else proj_size
     x = rng.normal(size=(batch, 1, input_dim)).astype(np.float32)
-    h0, c0, weights = (rng.normal(size=(batch, units)).astype(np.float32) for _ in range(3))
+    h0, c0, weights = (rng.normal(size=(batch, n)).astype(np.float32) for n in (width, units, width))
     input_masks, recurrent_masks = [], []
     for gate in range(4):
         columns = np.zeros(4 * units, np.float32)
         columns[gate * units : (gate + 1) * units] = 1.0
         params = jlstm.LSTMParams(
             (rng.normal(size=(input_dim, 4 * units)) * columns).astype(np.float32),
-            (rng.normal(size=(units, 4 * units)) * columns).astype(np.float32),
+            (rng.normal(size=(width, 4 * units)) * columns).astype(np.float32),
             rng.normal(size=4 * units).astype(np.float32),
         )
+        if proj_size is not None:
+            params = jlstm.LSTMPParams(*params, rng.normal(size=(units, proj_size)).astype(np.float32))
 
         def loss(x, h0, params):
             _, h, c = jlstm.lstm(params, x, initial_state=(h0, c0), dropout=dropout,

@@ -30,6 +30,10 @@ X = jnp.ones((B, T, I))
 S = (jnp.zeros((B, H)), jnp.zeros((B, H)))
 M = jnp.ones((B, T), bool)
 P_MIXED = P._replace(bias=np.asarray(P.bias, np.float16))
+PP = jlstm.init_params(jax.random.key(2), I, H, proj_size=2)  # projected: h (B, 2), c (B, 4)
+PP_NEXT = jlstm.init_params(jax.random.key(3), 2, H, proj_size=2)
+PP_NEXT_BI = jlstm.init_params(jax.random.key(4), 4, H, proj_size=2)  # over two projected directions, concatenated
+SP = (jnp.zeros((B, 2)), jnp.zeros((B, H)))
 KEY = jax.random.key(0)
 KEYS = jax.random.split(KEY)  # two keys where one is expected
 TRAIN = {"dropout": 0.5, "training": True}
@@ -126,6 +130,13 @@ def torch_module(kind="LSTM", *args, **kw):
     return getattr(torch.nn, kind)(*(args or (I, H)), **kw)
 
 
+def projected_state_dict(**shapes):
+    """The state dict of ``torch.nn.LSTM(I, H, proj_size=2)``, with zero tensors of ``shapes`` for some keys."""
+    import torch
+
+    return torch_module("LSTM", I, H, proj_size=2).state_dict() | {k: torch.zeros(s) for k, s in shapes.items()}
+
+
 def linen(cls, units=H, inputs=X, **kw):
     def call():
         import jlstm.linen
@@ -205,6 +216,12 @@ CASES = [
         lstm(initial_state=(S[0], jnp.zeros((B, H), jnp.int32))), "initial_state[1] (c)", "floating", "int32"),
     bad("state h a list", "lstm", "initial_state", TypeError, lstm(initial_state=([[0.0] * H] * B, S[1])),
         "initial_state[0] (h)", "array"),
+    bad("projected state h of units", "lstm", "initial_state", ValueError, lstm(params=PP, initial_state=S),
+        "initial_state[0] (h)", "(2, 2)", "(2, 4)", "h (2, 2), c (2, 4)"),
+    bad("projected state c of proj_size", "lstm", "initial_state", ValueError,
+        lstm(params=PP, initial_state=(SP[0], SP[0])), "initial_state[1] (c)", "(2, 4)", "(2, 2)"),
+    bad("projected state of one array", "lstm", "initial_state", ValueError, lstm(params=PP, initial_state=SP[:1]),
+        "initial_state", "(batch, proj_size) and (batch, units)", "length 1"),
     # lstm: mask
     bad("mask too long", "lstm", "mask", ValueError, lstm(mask=jnp.ones((B, T + 1), bool)), "mask", "(2, 5)", "(2, 6)"),
     bad("mask rank 3", "lstm", "mask", ValueError, lstm(mask=jnp.ones((B, T, 1), bool)), "mask", "(2, 5)", "(2, 5, 1)"),
@@ -230,6 +247,27 @@ CASES = [
         "bias", "(16,)", "(15,)"),
     bad("kernel a list", "lstm", "kernel", TypeError, lstm(params=P._replace(kernel=np.asarray(P.kernel).tolist())),
         "kernel", "must be an array", "list"),
+    bad("params of five arrays", "lstm", "params", ValueError, lstm(params=(*PP, PP.bias)),
+        "params", "LSTMParams", "LSTMPParams", "length 5"),
+    bad("projection_kernel square", "lstm", "projection_kernel", ValueError,
+        lstm(params=PP._replace(projection_kernel=jnp.ones((H, H)))),
+        "projection_kernel", "(units, proj_size)", "0 < proj_size < units", "(4, 4)"),
+    bad("projection_kernel transposed", "lstm", "projection_kernel", ValueError,
+        lstm(params=PP._replace(projection_kernel=PP.projection_kernel.T)), "projection_kernel", "(2, 4)"),
+    bad("projection_kernel rank 1", "lstm", "projection_kernel", ValueError,
+        lstm(params=PP._replace(projection_kernel=jnp.ones((H,)))), "projection_kernel", "(4,)"),
+    bad("projected recurrent_kernel (units, 4 * units)", "lstm", "recurrent_kernel", ValueError,
+        lstm(params=PP._replace(recurrent_kernel=jnp.ones((H, 4 * H)))), "recurrent_kernel", "(2, 16)", "(4, 16)"),
+    bad("projected recurrent_kernel of proj_size gates", "lstm", "recurrent_kernel", ValueError,
+        lstm(params=PP._replace(recurrent_kernel=jnp.ones((2, 8)))), "recurrent_kernel", "(2, 16)", "(2, 8)"),
+    bad("projected kernel columns", "lstm", "kernel", ValueError, lstm(params=PP._replace(kernel=jnp.ones((I, 8)))),
+        "kernel", "(input_dim, 16)", "(3, 8)"),
+    bad("projection_kernel of another dtype", "lstm", "projection_kernel", TypeError,
+        lstm(params=PP._replace(projection_kernel=np.asarray(PP.projection_kernel, np.float16))),
+        "kernel, recurrent_kernel, bias and projection_kernel", "one floating dtype", "projection_kernel=float16"),
+    bad("projection_kernel a list", "lstm", "projection_kernel", TypeError,
+        lstm(params=PP._replace(projection_kernel=np.asarray(PP.projection_kernel).tolist())),
+        "projection_kernel must be an array", "list"),
     # lstm: flags and options
     bad("unroll 0", "lstm", "unroll", ValueError, lstm(unroll=0), "unroll", "positive int"),
     bad("unroll a string", "lstm", "unroll", TypeError, lstm(unroll="2"), "unroll", "positive int", "str"),
@@ -307,13 +345,17 @@ CASES = [
         f"recurrence={jlstm.Plan()!r}", FUSED),
     # lstm_cell
     bad("cell params None", "lstm_cell", "params", TypeError, cell(params=None), "params", "LSTMParams", "NoneType"),
-    bad("cell params of four arrays", "lstm_cell", "params", ValueError, cell(params=(*P, P.bias)),
-        "params", "length 4"),
+    bad("cell params of five arrays", "lstm_cell", "params", ValueError, cell(params=(*P, P.bias, P.bias)),
+        "params", "length 5"),
+    bad("cell a bias as projection_kernel", "lstm_cell", "projection_kernel", ValueError, cell(params=(*P, P.bias)),
+        "projection_kernel", "(units, proj_size)", "(16,)"),
     bad("cell state a dict", "lstm_cell", "state", TypeError, cell(state={"h": S[0], "c": S[1]}),
         "state", "pair (h, c)", "dict"),
     bad("cell state of one array", "lstm_cell", "state", ValueError, cell(state=S[:1]), "state", "length 1"),
     bad("cell state batch", "lstm_cell", "state", ValueError, cell(state=(jnp.zeros((B + 1, H)),) * 2),
         "state[0] (h)", "(2, 4)", "(3, 4)"),
+    bad("cell projected state h of units", "lstm_cell", "state", ValueError, cell(params=PP),
+        "state[0] (h)", "(2, 2)", "(2, 4)"),
     bad("cell x a list", "lstm_cell", "x", TypeError, cell(x=X[:, 0].tolist()), "x must be an array", "list"),
     bad("cell x rank 3", "lstm_cell", "x", ValueError, cell(x=X), "x", "(batch, 3)", "(2, 5, 3)"),
     bad("cell x input_dim", "lstm_cell", "x", ValueError, cell(x=X[:, 0, :2]), "x", "(batch, 3)", "(2, 2)"),
@@ -331,6 +373,18 @@ CASES = [
     bad("dtype no dtype", "init_params", "dtype", TypeError, init(dtype="not a dtype"), "dtype", "'not a dtype'"),
     bad("unit_forget_bias a string", "init_params", "unit_forget_bias", TypeError, init(unit_forget_bias="no"),
         "unit_forget_bias", "Python bool"),
+    # proj_size: PyTorch's rule, a ValueError for any value but an int in (0, units)
+    bad("proj_size a string", "init_params", "proj_size", ValueError, init(proj_size="2"),
+        "proj_size", "0 < proj_size < units", "'2'"),
+    bad("proj_size a float", "init_params", "proj_size", ValueError, init(proj_size=2.0), "proj_size", "2.0"),
+    bad("proj_size a bool", "init_params", "proj_size", ValueError, init(proj_size=True), "proj_size", "True"),
+    bad("proj_size 0", "init_params", "proj_size", ValueError, init(proj_size=0),
+        "proj_size", "0 < proj_size < units (4)", "got 0"),
+    bad("proj_size -1", "init_params", "proj_size", ValueError, init(proj_size=-1), "proj_size", "got -1"),
+    bad("proj_size equal to units", "init_params", "proj_size", ValueError, init(proj_size=H),
+        "proj_size", "0 < proj_size < units (4)", "got 4"),
+    bad("proj_size above units", "init_params", "proj_size", ValueError, init(proj_size=H + 1),
+        "proj_size", "units (4)", "got 5"),
     # init_stacked_params
     bad("num_layers a bool", "init_stacked_params", "num_layers", TypeError, init_stacked(num_layers=True),
         "num_layers must be a positive int, got bool"),
@@ -345,6 +399,12 @@ CASES = [
         init_stacked(bidirectional=True, merge_mode=1), "merge_mode", "1"),
     bad("init_stacked merge_mode unknown", "init_stacked_params", "merge_mode", ValueError,
         init_stacked(bidirectional=True, merge_mode="max"), "merge_mode", "'max'"),
+    bad("init_stacked proj_size a float", "init_stacked_params", "proj_size", ValueError,
+        init_stacked(proj_size=1.5), "proj_size", "1.5"),
+    bad("init_stacked proj_size 0", "init_stacked_params", "proj_size", ValueError, init_stacked(proj_size=0),
+        "proj_size", "units (4)", "got 0"),
+    bad("init_stacked proj_size equal to units", "init_stacked_params", "proj_size", ValueError,
+        init_stacked(proj_size=H, bidirectional=True), "proj_size", "units (4)", "got 4"),
     # bidirectional
     bad("forward_params None", "bidirectional", "forward_params", TypeError, bidirectional(forward_params=None),
         "forward_params", "LSTMParams", "NoneType"),
@@ -359,7 +419,13 @@ CASES = [
         "backward_params.kernel", "(3, 4 * units)"),
     bad("bidirectional sum of different units", "bidirectional", "merge_mode", ValueError,
         bidirectional(backward_params=jlstm.init_params(jax.random.key(1), I, H + 1), merge_mode="sum"),
-        "merge_mode='sum'", "same units"),
+        "merge_mode='sum'", "same output width", "got 4 (forward) and 5 (backward)"),
+    bad("bidirectional sum of a projection and none", "bidirectional", "merge_mode", ValueError,
+        bidirectional(forward_params=PP, merge_mode="ave"), "merge_mode='ave'", "same output width",
+        "proj_size", "got 2 (forward) and 4 (backward)"),
+    bad("bidirectional projected backward recurrent_kernel", "bidirectional", "backward_params", ValueError,
+        bidirectional(backward_params=PP._replace(recurrent_kernel=jnp.ones((H, 4 * H)))),
+        "backward_params.recurrent_kernel", "(2, 16)", "(4, 16)"),
     bad("unknown merge_mode", "bidirectional", "merge_mode", ValueError, bidirectional(merge_mode="max"),
         "merge_mode", "'concat', 'sum', 'mul', 'ave' or None", "'max'"),
     bad("merge_mode not a string", "bidirectional", "merge_mode", TypeError, bidirectional(merge_mode=1),
@@ -370,6 +436,15 @@ CASES = [
         "initial_state", "(h_fwd, c_fwd, h_bwd, c_bwd)", "length 2"),
     bad("bidirectional c_bwd units", "bidirectional", "initial_state", ValueError,
         bidirectional(initial_state=(*S, S[0], S[1][:, :2])), "initial_state[3] (c_bwd) must have shape (2, 4), got"),
+    bad("bidirectional projected h_fwd of units", "bidirectional", "initial_state", ValueError,
+        bidirectional(forward_params=PP, backward_params=PP, initial_state=(*S, *SP)),
+        "initial_state[0] (h_fwd) must have shape (2, 2), got (2, 4)"),
+    bad("bidirectional projected h_bwd of units", "bidirectional", "initial_state", ValueError,
+        bidirectional(backward_params=PP, initial_state=(*S, *S)),
+        "initial_state[2] (h_bwd) must have shape (2, 2), got (2, 4)"),
+    bad("bidirectional projected state of two", "bidirectional", "initial_state", ValueError,
+        bidirectional(forward_params=PP, backward_params=PP, initial_state=SP),
+        "initial_state", "(h_fwd, c_fwd, h_bwd, c_bwd)", "(batch, proj_size) when projected", "length 2"),
     bad("bidirectional mask", "bidirectional", "mask", ValueError, bidirectional(mask=jnp.ones((B, T - 1), bool)),
         "mask", "(2, 5)", "(2, 4)"),
     bad("bidirectional return_state a string", "bidirectional", "return_state", TypeError,
@@ -410,6 +485,16 @@ CASES = [
         stacked(initial_state=(jnp.zeros((2, B, H)),) * 3), "initial_state", "length 3"),
     bad("stacked state rows", "stacked_lstm", "initial_state", ValueError,
         stacked(initial_state=(jnp.zeros((1, B, H)),) * 2), "initial_state[0] (h) must have shape (2, 2, 4), got"),
+    bad("stacked projected state h of units", "stacked_lstm", "initial_state", ValueError,
+        stacked(params_list=[PP, PP_NEXT], initial_state=(jnp.zeros((2, B, H)),) * 2),
+        "initial_state[0] (h) must have shape (2, 2, 2), got (2, 2, 4)"),
+    bad("stacked projected state c of proj_size", "stacked_lstm", "initial_state", ValueError,
+        stacked(params_list=[PP, PP, PP_NEXT_BI, PP_NEXT_BI], bidirectional=True,
+                initial_state=(jnp.zeros((4, B, 2)),) * 2),
+        "initial_state[1] (c) must have shape (4, 2, 4), got (4, 2, 2)"),
+    bad("stacked a projected layer over a plain one", "stacked_lstm", "params_list", ValueError,
+        stacked(params_list=[P, jlstm.init_params(KEY, H, H, proj_size=2)]),
+        "params_list[1].recurrent_kernel must have shape (4, 16)", "the units and the proj_size", "got (2, 16)"),
     bad("stacked bidirectional a string", "stacked_lstm", "bidirectional", TypeError, stacked(bidirectional="yes"),
         "bidirectional", "Python bool"),
     bad("stacked return_sequences a string", "stacked_lstm", "return_sequences", TypeError,
@@ -491,6 +576,10 @@ CASES = [
     bad("to_keras too few for a model", "to_keras", "params", ValueError,
         lambda: jlstm.to_keras([P], two_lstm_model()),
         "has 2 LSTM layers ('one', 'two'), so params must be a sequence of 2 entries, got a list of length 1"),
+    bad("to_keras LSTMPParams", "to_keras", "params", TypeError, lambda: jlstm.to_keras(PP, keras_layer()),
+        "params is an LSTMPParams", "Keras has no", "no projection"),
+    bad("to_keras LSTMPParams in a pair", "to_keras", "params", TypeError,
+        lambda: jlstm.to_keras((P, PP), keras_layer("Bidirectional")), "params[1] is an LSTMPParams", "Keras has no"),
     bad("to_keras a string", "to_keras", "layer_or_model", TypeError, lambda: jlstm.to_keras(P, "lstm"),
         "expected a keras.layers.LSTM", "str"),
     bad("to_keras a GRU", "to_keras", "layer_or_model", TypeError, lambda: jlstm.to_keras(P, keras_layer("GRU")),
@@ -502,16 +591,21 @@ CASES = [
         "expected a torch.nn.LSTM or torch.nn.LSTMCell, got GRU"),
     bad("from_torch an RNN", "from_torch", "module_or_state_dict", TypeError, lambda: jlstm.from_torch(torch_module("RNN", 3, 2)),
         "got RNN"),
-    bad("from_torch proj_size", "from_torch", "module_or_state_dict", ValueError,
-        lambda: jlstm.from_torch(torch_module("LSTM", 3, 4, proj_size=2)), "proj_size > 0 (here 2) is not supported yet"),
     bad("from_torch another state dict", "from_torch", "module_or_state_dict", ValueError,
         lambda: jlstm.from_torch({"weight": np.zeros(2)}), "expected the state dict of one torch.nn.LSTM"),
     bad("from_torch a GRU's state dict", "from_torch", "weight_hh_l0", ValueError,
         lambda: jlstm.from_torch(torch_module("GRU", 3, 2).state_dict()),
         "weight_hh_l0 must have shape (4 * hidden_size, hidden_size), got (6, 2) (3 gates"),
-    bad("from_torch proj_size state dict", "from_torch", None, ValueError,  # the message names no argument
-        lambda: jlstm.from_torch(torch_module("LSTM", 3, 4, proj_size=2).state_dict()),
-        "proj_size > 0 (weight_hr_l* keys) is not supported yet"),
+    bad("from_torch weight_hr square", "from_torch", "weight_hr_l0", ValueError,
+        lambda: jlstm.from_torch(projected_state_dict(weight_hr_l0=(H, H))),
+        "weight_hr_l0 must have shape (proj_size, hidden_size) with proj_size < hidden_size, got (4, 4)"),
+    bad("from_torch weight_hh of hidden_size with weight_hr", "from_torch", "weight_hh_l0", ValueError,
+        lambda: jlstm.from_torch(projected_state_dict(weight_hh_l0=(4 * H, H))),
+        "weight_hh_l0 must have shape (4 * hidden_size, proj_size) = (16, 2), got (16, 4)"),
+    bad("from_torch weight_hr of one layer only", "from_torch", "weight_hr_l1", ValueError,
+        lambda: jlstm.from_torch({k: v for k, v in torch_module("LSTM", I, H, num_layers=2, proj_size=2)
+                                  .state_dict().items() if k != "weight_hr_l1"}),
+        "weight_hr_l* keys (proj_size > 0) but no 'weight_hr_l1'"),
     bad("from_torch several LSTMs", "from_torch", "prefix", ValueError,
         lambda: jlstm.from_torch({f"{k}.{n}": v for k in ("enc", "dec") for n, v in torch_module().state_dict().items()}),
         "several: prefixes ['dec.', 'enc.']; pass prefix="),
@@ -537,8 +631,17 @@ CASES = [
         "bias must have shape (16,), got (15,)"),
     bad("to_torch a bias for bias=False", "to_torch", "params_list", ValueError,
         lambda: jlstm.to_torch([P], torch_module(bias=False)), "bias=False, so params_list[0].bias must be all zeros"),
-    bad("to_torch proj_size", "to_torch", "module", ValueError,
-        lambda: jlstm.to_torch([P], torch_module("LSTM", I, H, proj_size=2)), "not supported yet"),
+    bad("to_torch LSTMParams for proj_size", "to_torch", "params_list", TypeError,
+        lambda: jlstm.to_torch([P], torch_module("LSTM", I, H, proj_size=2)),
+        "params_list[0] must be an LSTMPParams (the module has proj_size=2), got LSTMParams"),
+    bad("to_torch LSTMPParams without proj_size", "to_torch", "params_list", TypeError,
+        lambda: jlstm.to_torch([PP], torch_module()),
+        "params_list[0] must be an LSTMParams", "no proj_size", "LSTMPParams"),
+    bad("to_torch LSTMPParams for an LSTMCell", "to_torch", "params_list", TypeError,
+        lambda: jlstm.to_torch(PP, torch_module("LSTMCell")), "must be an LSTMParams", "got LSTMPParams"),
+    bad("to_torch another proj_size", "to_torch", "params_list", ValueError,
+        lambda: jlstm.to_torch([PP], torch_module("LSTM", I, H, proj_size=1)),
+        "params_list[0].recurrent_kernel must have shape", "= (1, 16)", "proj_size=1", "got (2, 16)"),
     bad("to_torch a GRU", "to_torch", "module", TypeError, lambda: jlstm.to_torch([P], torch_module("GRU", I, H)),
         "got GRU"),
     bad("to_torch a string", "to_torch", "module", TypeError, lambda: jlstm.to_torch([P], "lstm"),
@@ -556,8 +659,13 @@ CASES = [
         "param_dtype", "int32"),
     bad("linen dtype int8", "LSTM", "dtype", TypeError, linen("LSTM", dtype="int8"),
         "dtype must be a floating dtype or None, got 'int8'"),
+    bad("linen proj_size equal to units", "LSTM", "proj_size", ValueError, linen("LSTM", proj_size=H),
+        "proj_size", "units (4)", "got 4"),
+    bad("linen proj_size a string", "LSTM", "proj_size", ValueError, linen("LSTM", proj_size="2"), "proj_size", "'2'"),
     bad("linen Bidirectional units -1", "Bidirectional", "units", ValueError, linen("Bidirectional", units=-1),
         "units", "-1"),
+    bad("linen Bidirectional proj_size 0", "Bidirectional", "proj_size", ValueError,
+        linen("Bidirectional", proj_size=0), "proj_size", "got 0"),
     bad("linen Bidirectional inputs None", "Bidirectional", "inputs", TypeError, linen("Bidirectional", inputs=None),
         "inputs", "NoneType"),
     bad("linen Bidirectional merge_mode", "bidirectional", "merge_mode", ValueError,
@@ -574,8 +682,14 @@ CASES = [
         "param_dtype", "'int32'"),
     bad("nnx dtype int8", "LSTM", "dtype", TypeError, nnx("LSTM", dtype="int8"),
         "dtype must be a floating dtype or None, got 'int8'"),
+    bad("nnx proj_size 0", "LSTM", "proj_size", ValueError, nnx("LSTM", proj_size=0),
+        "proj_size", "units (4)", "got 0"),
+    bad("nnx proj_size a float", "LSTM", "proj_size", ValueError, nnx("LSTM", proj_size=2.0), "proj_size", "2.0"),
+    bad("nnx proj_size -1", "LSTM", "proj_size", ValueError, nnx("LSTM", proj_size=-1), "proj_size", "got -1"),
     bad("nnx Bidirectional units a float", "Bidirectional", "units", TypeError, nnx("Bidirectional", units=3.5),
         "units", "float"),
+    bad("nnx Bidirectional proj_size above units", "Bidirectional", "proj_size", ValueError,
+        nnx("Bidirectional", proj_size=H + 1), "proj_size", "got 5"),
     bad("nnx Bidirectional recurrent_dropout", "Bidirectional", "recurrent_dropout", ValueError,
         nnx("Bidirectional", recurrent_dropout=-0.5), "recurrent_dropout", "-0.5"),
     bad("nnx Bidirectional state of two", "bidirectional", "initial_state", ValueError,
@@ -621,7 +735,12 @@ def test_the_catalogue_covers_every_public_function_with_both_errors():
 
 def test_the_baseline_arguments_pass_every_check():
     """Each case fails because of its one bad argument: the defaults it starts from are valid."""
-    for call in (lstm(initial_state=S, mask=M), bidirectional(), cell(), init(), stacked(), init_stacked()):
+    projected = (lstm(params=PP, initial_state=SP, mask=M), bidirectional(forward_params=PP, initial_state=(*SP, *S)),
+                 cell(params=PP, state=SP), init(proj_size=H - 1), stacked(params_list=[PP, PP_NEXT]),
+                 stacked(params_list=[PP, PP_NEXT], initial_state=(jnp.zeros((2, B, 2)), jnp.zeros((2, B, H)))),
+                 stacked(params_list=[PP, PP, PP_NEXT_BI, PP_NEXT_BI], bidirectional=True),
+                 init_stacked(proj_size=1, bidirectional=True))
+    for call in (lstm(initial_state=S, mask=M), bidirectional(), cell(), init(), stacked(), init_stacked(), *projected):
         call()
         if isinstance(call, Call):
             call.under_jit()

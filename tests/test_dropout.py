@@ -16,11 +16,12 @@ import jlstm
 from conftest import assert_close, counting_tanh, dropout_masks
 
 BATCH, TIME, INPUT_DIM, UNITS = 3, 5, 4, 3
+PROJ = 2  # proj_size, < UNITS
 
 
-def make_case(seed=0):
+def make_case(seed=0, proj_size=None):
     rng = np.random.default_rng(seed)
-    params = jlstm.init_params(jax.random.key(seed), INPUT_DIM, UNITS)
+    params = jlstm.init_params(jax.random.key(seed), INPUT_DIM, UNITS, proj_size=proj_size)
     params = params._replace(bias=params.bias + jnp.asarray(rng.normal(size=4 * UNITS), jnp.float32))
     x = rng.normal(size=(BATCH, TIME, INPUT_DIM)).astype(np.float32)
     mask = rng.random((BATCH, TIME)) > 0.3
@@ -75,8 +76,9 @@ def test_masks_keep_the_expected_value(recurrent_dropout):
         assert_close(dropped, jlstm.lstm(params, x * input_masks[0][:, None, :], return_sequences=True))
 
 
-def test_identity_when_not_training_or_rate_zero():
-    params, x, mask = make_case()
+@pytest.mark.parametrize("proj_size", [None, PROJ], ids=["lstm", "projected"])
+def test_identity_when_not_training_or_rate_zero(proj_size):
+    params, x, mask = make_case(proj_size=proj_size)
     key = jax.random.key(1)
     plain = jlstm.lstm(params, x, mask=mask, return_sequences=True)
     same = [
@@ -91,6 +93,55 @@ def test_identity_when_not_training_or_rate_zero():
     reference = str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x))(params, x))
     assert str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x, dropout=0.5))(params, x)) == reference
     assert str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x, training=True, key=key))(params, x)) == reference
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def dropped_projected_loop(params, x, state, mask, input_masks, recurrent_masks):
+    """Keras's per-gate dropout (its implementation 1) written out in float64 for a projected LSTM:
+    ``z_g = (x m_g) W_g + (r s_g) R_g + b_g``, ``r' = (o tanh(c')) W_hr``, a masked step keeping ``(r, c)`` and
+    repeating the last output."""
+    units = params.units
+    kernel, recurrent_kernel, bias, projection = (np.asarray(a, np.float64) for a in params)
+    r, c = (np.asarray(a, np.float64) for a in state)
+    y, outputs = np.zeros_like(r), []
+    for t in range(x.shape[1]):
+        z = [
+            (x[:, t] * input_masks[g]) @ kernel[:, g * units : (g + 1) * units]
+            + (r * recurrent_masks[g]) @ recurrent_kernel[:, g * units : (g + 1) * units]
+            + bias[g * units : (g + 1) * units]
+            for g in range(4)
+        ]
+        c_new = _sigmoid(z[1]) * c + _sigmoid(z[0]) * np.tanh(z[2])
+        r_new = (_sigmoid(z[3]) * np.tanh(c_new)) @ projection
+        keep = mask[:, t, None]
+        r, c, y = np.where(keep, r_new, r), np.where(keep, c_new, c), np.where(keep, r_new, y)
+        outputs.append(y)
+    return np.stack(outputs, axis=1), r, c
+
+
+def test_projected_recurrent_dropout_masks_r_per_gate():
+    """With proj_size, the recurrent masks are Keras's on h, and h is r: one (batch, proj_size) mask per gate,
+    the same at every step, beside the per-gate input masks; the result is the loop above with those masks."""
+    params, x, mask = make_case(proj_size=PROJ)
+    rng = np.random.default_rng(1)
+    state = (rng.normal(size=(BATCH, PROJ)).astype(np.float32), rng.normal(size=(BATCH, UNITS)).astype(np.float32))
+    key, rates = jax.random.key(4), {"dropout": 0.3, "recurrent_dropout": 0.4}
+    input_masks, recurrent_masks = dropout_masks(key, BATCH, INPUT_DIM, UNITS, **rates, proj_size=PROJ)
+    assert input_masks.shape == (4, BATCH, INPUT_DIM) and recurrent_masks.shape == (4, BATCH, PROJ)
+    assert set(np.unique(recurrent_masks)) == {0, np.float32(1 / 0.6)}
+    assert len({m.tobytes() for m in recurrent_masks}) > 1  # a mask per gate
+    outputs = jlstm.lstm(params, x, initial_state=state, mask=mask, training=True, key=key, return_sequences=True,
+                         return_state=True, **rates)
+    expected = dropped_projected_loop(params, x, state, mask, input_masks, recurrent_masks)
+    for actual, want in zip(outputs, expected, strict=True):
+        assert actual.shape == want.shape
+        assert_close(actual, want)
+    # The masks matter: without the recurrent ones the numbers differ.
+    without = dropped_projected_loop(params, x, state, mask, input_masks, np.ones_like(recurrent_masks))
+    assert not np.allclose(outputs[0], without[0], atol=1e-3)
 
 
 def test_deterministic_per_key_and_no_retrace():

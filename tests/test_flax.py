@@ -41,7 +41,9 @@ def assert_same(actual, expected):
 
 
 def set_nnx_lstm(module, params):
-    module.kernel[...], module.recurrent_kernel[...], module.bias[...] = params
+    """Writes an LSTMParams (or an LSTMPParams, with its projection_kernel) into an nnx module's parameters."""
+    for name, value in params._asdict().items():
+        getattr(module, name)[...] = value
 
 
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
@@ -81,6 +83,80 @@ def test_bidirectional_wrappers_equal_pure_with_copied_params(merge_mode):
     assert_same(linen_model.apply(copied, x, state, mask), expected)
 
     nnx_model = jlstm.nnx.Bidirectional(INPUT_DIM, UNITS, rngs=nnx.Rngs(1), merge_mode=merge_mode, **FLAGS)
+    set_nnx_lstm(nnx_model.forward, fwd)
+    set_nnx_lstm(nnx_model.backward, bwd)
+    assert_same(nnx_model(x, state, mask), expected)
+
+
+PROJ = 2  # proj_size, < UNITS
+
+
+def random_projected_params(seed):
+    params = jlstm.init_params(jax.random.key(seed), INPUT_DIM, UNITS, proj_size=PROJ)
+    noise = jax.random.normal(jax.random.key(seed + 100), params.bias.shape)
+    return params._replace(bias=params.bias + noise)
+
+
+def assert_projected_init(params):
+    """The shapes of a projected layer, PyTorch's bound for the projection, Keras's orthogonal recurrent rows."""
+    assert isinstance(params, jlstm.LSTMPParams)
+    assert [np.shape(p) for p in params] == [(INPUT_DIM, 4 * UNITS), (PROJ, 4 * UNITS), (4 * UNITS,), (UNITS, PROJ)]
+    bound = 1 / np.sqrt(UNITS)
+    assert 0 < np.abs(params.projection_kernel).max() <= bound
+    assert_close(params.recurrent_kernel @ params.recurrent_kernel.T, np.eye(PROJ))
+
+
+def test_projected_lstm_wrappers_equal_pure_with_copied_params():
+    """proj_size=P: a parameter projection_kernel (units, P); the output and h are P wide; the pure numbers."""
+    x, mask, state, _ = data()
+    state = (state[0][:, :PROJ], state[1])  # h (batch, proj_size), c (batch, units)
+    params = random_projected_params(0)
+    flags = {**FLAGS, "go_backwards": True}
+    expected = jlstm.lstm(params, x, initial_state=state, mask=mask, **flags)
+    assert [e.shape for e in expected] == [(BATCH, TIME, PROJ), (BATCH, PROJ), (BATCH, UNITS)]
+
+    linen_model = jlstm.linen.LSTM(UNITS, proj_size=PROJ, **flags)
+    variables = linen_model.init(jax.random.key(1), x)
+    assert_projected_init(jlstm.LSTMPParams(**variables["params"]))
+    assert_same(linen_model.apply({"params": params._asdict()}, x, state, mask), expected)
+
+    nnx_model = jlstm.nnx.LSTM(INPUT_DIM, UNITS, rngs=nnx.Rngs(1), proj_size=PROJ, **flags)
+    assert_projected_init(nnx_model.params)
+    set_nnx_lstm(nnx_model, params)
+    assert_same(nnx_model.params, params)
+    assert_same(nnx_model(x, state, mask), expected)
+
+    # linen -> nnx: the same parameters mean the same thing, gradients of the projection included.
+    set_nnx_lstm(nnx_model, jlstm.LSTMPParams(**variables["params"]))
+    assert_same(nnx_model(x, state, mask), linen_model.apply(variables, x, state, mask))
+    linen_grads = jax.grad(lambda v: jnp.sum(jnp.sin(linen_model.apply(v, x, state, mask)[0])))(variables)
+    nnx_grads = nnx.grad(lambda m: jnp.sum(jnp.sin(m(x, state, mask)[0])))(nnx_model)
+    pure_grads = jax.grad(lambda p: jnp.sum(jnp.sin(jlstm.lstm(p, x, initial_state=state, mask=mask, **flags)[0])))(
+        jlstm.LSTMPParams(**variables["params"]))
+    for name, want in pure_grads._asdict().items():
+        assert_close(linen_grads["params"][name], want, "float32_grad")
+        assert_close(nnx_grads[name][...], want, "float32_grad")
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum"])
+def test_projected_bidirectional_wrappers_equal_pure_with_copied_params(merge_mode):
+    x, mask, state, _ = data()
+    state = (state[0][:, :PROJ], state[1], state[2][:, :PROJ], state[3])
+    fwd, bwd = random_projected_params(0), random_projected_params(1)
+    expected = jlstm.bidirectional(fwd, bwd, x, merge_mode=merge_mode, initial_state=state, mask=mask, **FLAGS)
+    assert expected[0].shape == (BATCH, TIME, PROJ * (2 if merge_mode == "concat" else 1))
+
+    linen_model = jlstm.linen.Bidirectional(UNITS, merge_mode=merge_mode, proj_size=PROJ, **FLAGS)
+    variables = linen_model.init(jax.random.key(1), x)
+    for direction in ("forward", "backward"):
+        assert_projected_init(jlstm.LSTMPParams(**variables["params"][direction]))
+    copied = {"params": {"forward": fwd._asdict(), "backward": bwd._asdict()}}
+    assert_same(linen_model.apply(copied, x, state, mask), expected)
+
+    nnx_model = jlstm.nnx.Bidirectional(INPUT_DIM, UNITS, rngs=nnx.Rngs(1), merge_mode=merge_mode, proj_size=PROJ,
+                                        **FLAGS)
+    assert_projected_init(nnx_model.forward.params)
+    assert_projected_init(nnx_model.backward.params)
     set_nnx_lstm(nnx_model.forward, fwd)
     set_nnx_lstm(nnx_model.backward, bwd)
     assert_same(nnx_model(x, state, mask), expected)

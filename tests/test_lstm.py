@@ -53,6 +53,25 @@ def test_scan_equals_python_loop_over_the_cell(go_backwards, masked, jit):
     assert_close(c, ref_state.c)
 
 
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+def test_projected_scan_equals_python_loop_over_the_cell(go_backwards, jit):
+    """proj_size: the cell's output r (batch, proj_size) is the state's h and the output; a masked step keeps (r, c)."""
+    params = jlstm.init_params(jax.random.key(0), 4, 5, proj_size=2)
+    x = jax.random.normal(jax.random.key(1), (3, 6, 4))
+    state = jlstm.LSTMState(jax.random.normal(jax.random.key(7), (3, 2)), jax.random.normal(jax.random.key(6), (3, 5)))
+    mask = jax.random.bernoulli(jax.random.key(8), 0.6, (3, 6))
+    run = jax.jit(jlstm.lstm, static_argnames=("return_sequences", "return_state", "go_backwards"))
+    run = run if jit else jlstm.lstm
+    seq, h, c = run(
+        params, x, initial_state=state, mask=mask, return_sequences=True, return_state=True, go_backwards=go_backwards
+    )
+    ref_seq, ref_state = python_loop(params, x, state, mask, go_backwards)
+    assert seq.shape == (3, 6, 2) and h.shape == (3, 2) and c.shape == (3, 5)
+    assert_close(seq, ref_seq)
+    assert_close(h, ref_state.h)
+    assert_close(c, ref_state.c)
+
+
 def test_second_call_with_same_shapes_and_options_does_not_retrace():
     """Flags and options are static and cached: an eager call traces once per shapes and options, not per call."""
     params, x = make()
@@ -193,6 +212,26 @@ def test_remat_chunk_gives_the_same_values_and_gradients(flags, masked, remat_ch
     actual = _value_and_grads(params, x, state, mask, flags, remat_chunk)
     assert_close(actual[0], expected[0])
     for a, e in zip(jax.tree.leaves(actual[1]), jax.tree.leaves(expected[1])):
+        assert_close(a, e)
+
+
+@pytest.mark.parametrize("flags, masked, remat_chunk", [REMAT_CASES[5], REMAT_CASES[6]],
+                         ids=["backwards-masked-6", "time_major-masked-40"])
+def test_remat_chunk_with_a_projection_gives_the_same_values_and_gradients(flags, masked, remat_chunk):
+    batch, time, units, proj_size = 3, 23, 5, 2
+    params = jlstm.init_params(jax.random.key(0), 4, units, proj_size=proj_size)
+    x = jax.random.normal(jax.random.key(1), (batch, time, 4))
+    keys = jax.random.split(jax.random.key(2), 3)
+    state = (jax.random.normal(keys[0], (batch, proj_size)), jax.random.normal(keys[1], (batch, units)))
+    mask = jax.random.bernoulli(keys[2], 0.7, (batch, time)) if masked else None
+    if flags.get("time_major"):
+        x = jnp.swapaxes(x, 0, 1)
+        mask = None if mask is None else mask.T
+    expected = _value_and_grads(params, x, state, mask, flags, None)
+    actual = _value_and_grads(params, x, state, mask, flags, remat_chunk)
+    assert_close(actual[0], expected[0])
+    assert isinstance(actual[1][0], jlstm.LSTMPParams)
+    for a, e in zip(jax.tree.leaves(actual[1]), jax.tree.leaves(expected[1]), strict=True):
         assert_close(a, e)
 
 

@@ -6,6 +6,7 @@ The plans against Keras: test_keras.py; under every JAX transformation: test_tra
 plans and tune arguments: test_bad_inputs.py.
 """
 
+import functools
 import json
 import warnings
 
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 import jlstm
-from conftest import PLANS, assert_close, plan_id
+from conftest import COMPILER_OPTIONS, PLANS, assert_close, plan_id
 
 B, T, I, H = 4, 5, 4, 6
 
@@ -102,6 +103,51 @@ def test_16bit_params_match_float32_in_every_layout(dtype, recurrence):
     assert_close(value, want_value, dtype)
     for actual, want in zip(flat, want_flat):
         assert_close(actual, want, dtype)
+
+
+# A projected LSTM (proj_size P): h and the outputs (B, P), c (B, H); the flags that change the loop: a mask, going
+# backwards from an initial state, or time-major without a mask.
+PROJECTED_CASES = {
+    "masked-backwards-state": {"masked": True, "go_backwards": True, "state": True},
+    "time_major": {"time_major": True},
+}
+
+
+def projected_value_and_grads(recurrence, case):
+    params, x, h0, c0, mask = data()
+    proj_size = 2
+    rng = np.random.default_rng(1)
+    params = jlstm.LSTMPParams(params.kernel, params.recurrent_kernel[:proj_size], params.bias,
+                               rng.standard_normal((H, proj_size), np.float32) / np.sqrt(H))
+    flags = PROJECTED_CASES[case]
+    time_major = flags.get("time_major", False)
+    x, mask = (np.swapaxes(x, 0, 1), mask.T) if time_major else (x, mask)
+    state = (h0[:, :proj_size], c0) if flags.get("state") else None
+
+    def loss(params, x, state):
+        seq, h, c = jlstm.lstm(params, x, initial_state=state, mask=mask if flags.get("masked") else None,
+                               go_backwards=flags.get("go_backwards", False), time_major=time_major,
+                               return_sequences=True, return_state=True, recurrence=recurrence)
+        assert seq.shape[-1] == h.shape[-1] == proj_size and c.shape[-1] == H
+        return jnp.sum(jnp.sin(seq)) + jnp.sum(h**2) + jnp.sum(jnp.cos(c))
+
+    value_and_grad = jax.value_and_grad(loss, argnums=(0, 1, 2))
+    return jax.jit(value_and_grad, compiler_options=COMPILER_OPTIONS)(params, x, state)
+
+
+@functools.cache
+def projected_scan(case):
+    return projected_value_and_grads("scan", case)
+
+
+@pytest.mark.parametrize("case", PROJECTED_CASES)
+@pytest.mark.parametrize("recurrence", ["auto", "step", "fused", *PLANS], ids=plan_id)
+def test_projected_params_give_the_scans_values_and_gradients_in_every_plan(recurrence, case):
+    (value, grads), (want, want_grads) = projected_value_and_grads(recurrence, case), projected_scan(case)
+    assert isinstance(grads[0], jlstm.LSTMPParams)
+    assert_close(value, want, "float32_grad")
+    for actual, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads), strict=True):
+        assert_close(actual, expected, "float32_grad")
 
 
 # --- "auto" ------------------------------------------------------------------------------------------------

@@ -44,6 +44,31 @@ def test_init_stacked_params_gives_each_layer_the_width_below_it():
         assert len({np.asarray(p.kernel).tobytes() for p in params}) == len(params)  # a key each
 
 
+def test_init_stacked_params_with_proj_size_projects_every_layer():
+    """Later layers read proj_size features (2 * proj_size when concatenated); h_n (L * D, B, P), c_n (L * D, B, H)."""
+    proj_size = 2
+    x, mask = inputs()
+    for bidirectional, merge_mode, width in [(False, "concat", proj_size), (True, "concat", 2 * proj_size),
+                                             (True, "ave", proj_size)]:
+        params = jlstm.init_stacked_params(jax.random.key(0), INPUT_DIM, UNITS, 2, bidirectional=bidirectional,
+                                           merge_mode=merge_mode, proj_size=proj_size)
+        directions = 2 if bidirectional else 1
+        assert all(isinstance(p, jlstm.LSTMPParams) for p in params)
+        assert [p.input_dim for p in params] == [INPUT_DIM] * directions + [width] * directions
+        assert all((p.units, p.proj_size) == (UNITS, proj_size) for p in params)
+        y, h, c = jlstm.stacked_lstm(params, x, bidirectional=bidirectional, merge_mode=merge_mode, mask=mask,
+                                     return_sequences=True, return_state=True)
+        assert (y.shape, h.shape, c.shape) == ((BATCH, TIME, width), (2 * directions, BATCH, proj_size),
+                                               (2 * directions, BATCH, UNITS))
+        # The last layer is the same call on the layer below's sequence.
+        below = jlstm.stacked_lstm(params[:directions], x, bidirectional=bidirectional, merge_mode=merge_mode,
+                                   mask=mask, return_sequences=True)
+        last = jlstm.stacked_lstm(params[directions:], below, bidirectional=bidirectional, merge_mode=merge_mode,
+                                  mask=mask, return_sequences=True, return_state=True)
+        for actual, expected in zip((y, h[directions:], c[directions:]), last, strict=True):
+            assert_close(actual, expected)
+
+
 def test_single_layer_is_lstm_and_bidirectional():
     x, mask = inputs()
     p = random_params_list(True)[:2]

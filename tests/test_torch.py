@@ -1,8 +1,10 @@
 """Everything compared against PyTorch: lstm, lstm_cell and stacked_lstm against torch.nn.LSTM / LSTMCell with
-the same weights, and the converters from_torch / to_torch.
+the same weights, and the converters from_torch / to_torch; the projected LSTM (proj_size) likewise.
 
 The converters' errors: test_bad_inputs.py.
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +13,7 @@ import pytest
 import torch
 
 import jlstm
-from conftest import assert_bit_identical, assert_close
+from conftest import COMPILER_OPTIONS, PLANS, assert_bit_identical, assert_close, plan_id
 
 RNG = np.random.default_rng(0)
 
@@ -208,3 +210,199 @@ def test_stacked_lstm_states_match_torch_num_layers(bidirectional, jit):
     for actual, expected in ((y, y_t), (h, h_t), (c, c_t)):
         assert actual.shape == tuple(expected.shape)
         assert_close(actual, expected.numpy())
+
+
+# --- the projected LSTM (proj_size) against torch.nn.LSTM(proj_size) ---------------------------------------
+
+PROJ_INPUT, PROJ_UNITS, PROJ_SIZE, PROJ_BATCH, PROJ_TIME = 3, 5, 2, 4, 5
+
+
+def _projected_module(num_layers, bidirectional, batch_first, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.LSTM(PROJ_INPUT, PROJ_UNITS, num_layers=num_layers, bidirectional=bidirectional,
+                         batch_first=batch_first, proj_size=PROJ_SIZE)
+
+
+def _tags(num_layers, bidirectional):
+    """PyTorch's parameter suffixes in jlstm's params_list order: _l0, _l0_reverse, _l1, ..."""
+    suffixes = ("", "_reverse") if bidirectional else ("",)
+    return [f"_l{layer}{suffix}" for layer in range(num_layers) for suffix in suffixes]
+
+
+def _projected_problem(num_layers, bidirectional, batch_first, seed=0):
+    """Inputs, (h0, c0) in PyTorch's shapes, and random weights for a loss linear in (output, h_n, c_n)."""
+    rows = num_layers * (2 if bidirectional else 1)
+    batch_time = (PROJ_BATCH, PROJ_TIME) if batch_first else (PROJ_TIME, PROJ_BATCH)
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    x = normal(*batch_time, PROJ_INPUT)
+    h0, c0 = normal(rows, PROJ_BATCH, PROJ_SIZE), normal(rows, PROJ_BATCH, PROJ_UNITS)
+    weights = (normal(*batch_time, PROJ_SIZE * (2 if bidirectional else 1)), normal(*h0.shape), normal(*c0.shape))
+    return x, h0, c0, weights
+
+
+def _linear_loss(outputs, weights):
+    return sum((o * w).sum() for o, w in zip(outputs, weights, strict=True))
+
+
+def _torch_value_and_grads(module, x, h0, c0, weights, lengths=None):
+    """(y, h_n, c_n) and PyTorch's autograd gradients: of x, h0, c0, and one LSTMPParams of gradients per layer
+    and direction (weight_hr's as projection_kernel, bias_ih's as bias). With ``lengths``, x is packed."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    module.zero_grad()
+    x_t, h0_t, c0_t = (torch.from_numpy(a).requires_grad_() for a in (x, h0, c0))
+    if lengths is None:
+        y, (h, c) = module(x_t, (h0_t, c0_t))
+    else:
+        packed = pack_padded_sequence(x_t, torch.tensor(lengths), batch_first=module.batch_first,
+                                      enforce_sorted=False)
+        y, (h, c) = module(packed, (h0_t, c0_t))
+        y, _ = pad_packed_sequence(y, batch_first=module.batch_first, total_length=x.shape[1])  # zeros past a length
+    _linear_loss((y, h, c), [torch.from_numpy(w) for w in weights]).backward()
+    params = [
+        jlstm.LSTMPParams(*(getattr(module, f"{name}{tag}").grad.numpy().T
+                            for name in ("weight_ih", "weight_hh", "bias_ih", "weight_hr")))
+        for tag in _tags(module.num_layers, module.bidirectional)
+    ]
+    return [a.detach().numpy() for a in (y, h, c)], (params, x_t.grad.numpy(), h0_t.grad.numpy(), c0_t.grad.numpy())
+
+
+def _jlstm_value_and_grads(params, x, h0, c0, weights, bidirectional, batch_first, mask=None, recurrence="auto"):
+    def run(params, x, h0, c0):
+        outputs = jlstm.stacked_lstm(params, x, bidirectional=bidirectional, initial_state=(h0, c0), mask=mask,
+                                     time_major=not batch_first, return_sequences=True, return_state=True,
+                                     recurrence=recurrence)
+        if mask is not None:  # the valid steps only: jlstm repeats the last output past a length, torch pads zeros
+            outputs = (jnp.where(mask[..., None], outputs[0], 0), *outputs[1:])
+        return _linear_loss(outputs, weights), outputs
+
+    value_and_grad = jax.jit(jax.value_and_grad(run, argnums=(0, 1, 2, 3), has_aux=True),
+                             compiler_options=COMPILER_OPTIONS)
+    (_, outputs), grads = value_and_grad(params, x, h0, c0)
+    return outputs, grads
+
+
+def _assert_outputs_and_grads(actual, expected):
+    (outputs, grads), (want_outputs, want_grads) = actual, expected
+    for a, e in zip(outputs, want_outputs, strict=True):
+        assert a.shape == e.shape
+        assert_close(a, e)
+    assert all(isinstance(p, jlstm.LSTMPParams) for p in grads[0])
+    for a, e in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads), strict=True):
+        assert a.shape == e.shape
+        assert_close(a, e, "float32_grad")
+
+
+@pytest.mark.parametrize("batch_first", [True, False], ids=["batch_first", "time_first"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["lstm", "bidirectional"])
+@pytest.mark.parametrize("num_layers", [1, 2, 3], ids=lambda n: f"{n}_layers")
+def test_projected_matches_torch_outputs_states_and_gradients(num_layers, bidirectional, batch_first):
+    """output (B, T, D * P), h_n (L * D, B, P), c_n (L * D, B, H), and the gradients of every weight (weight_hr
+    included), of the input and of (h0, c0): those of torch.nn.LSTM(proj_size=P) with the same weights."""
+    module = _projected_module(num_layers, bidirectional, batch_first)
+    x, h0, c0, weights = _projected_problem(num_layers, bidirectional, batch_first)
+    expected = _torch_value_and_grads(module, x, h0, c0, weights)
+    params = jlstm.from_torch(module)
+    assert [p.projection_kernel.shape for p in params] == [(PROJ_UNITS, PROJ_SIZE)] * len(params)
+    _assert_outputs_and_grads(_jlstm_value_and_grads(params, x, h0, c0, weights, bidirectional, batch_first), expected)
+
+
+@functools.cache
+def _projected_reference():
+    """The configuration every recurrence runs: 2 layers, bidirectional, time first (jlstm's time_major)."""
+    module = _projected_module(2, True, False, seed=1)
+    x, h0, c0, weights = _projected_problem(2, True, False, seed=1)
+    return jlstm.from_torch(module), (x, h0, c0, weights), _torch_value_and_grads(module, x, h0, c0, weights)
+
+
+@pytest.mark.parametrize("recurrence", ["scan", "step", "fused", *PLANS], ids=plan_id)
+def test_projected_every_recurrence_matches_torch(recurrence):
+    params, problem, expected = _projected_reference()
+    actual = _jlstm_value_and_grads(params, *problem, bidirectional=True, batch_first=False, recurrence=recurrence)
+    _assert_outputs_and_grads(actual, expected)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["lstm", "bidirectional"])
+def test_projected_packed_sequences_match_masks(bidirectional):
+    """pack_padded_sequence(enforce_sorted=False) over 2 layers is a mask of the valid steps: the same outputs at
+    those steps (zeros past a length in both for bidirectional), the states at each row's last valid step, the
+    same gradients; padding (NaN here) touches nothing."""
+    module = _projected_module(2, bidirectional, True, seed=2)
+    x, h0, c0, weights = _projected_problem(2, bidirectional, True, seed=2)
+    lengths = [3, 5, 1, 4]  # unsorted, one full row, one of a single step
+    mask = np.arange(PROJ_TIME)[None, :] < np.array(lengths)[:, None]
+    x = np.where(mask[..., None], x, np.float32(np.nan))
+    expected = _torch_value_and_grads(module, x, h0, c0, weights, lengths)
+    actual = _jlstm_value_and_grads(jlstm.from_torch(module), x, h0, c0, weights, bidirectional, True, mask=mask)
+    _assert_outputs_and_grads(actual, expected)
+    if bidirectional:  # jlstm's own output is already zero past a length (Keras's Bidirectional)
+        y = jlstm.stacked_lstm(jlstm.from_torch(module), x, bidirectional=True, initial_state=(h0, c0), mask=mask,
+                               return_sequences=True)
+        assert_close(y, expected[0][0])
+
+
+def test_lstm_cell_with_projection_is_one_step_of_torch(jit):
+    module = _projected_module(1, False, True, seed=3)
+    x, h0, c0 = _random(2, PROJ_INPUT), _random(2, PROJ_SIZE), _random(2, PROJ_UNITS)
+    with torch.no_grad():
+        y, (h, c) = module(torch.from_numpy(x[:, None]), (torch.from_numpy(h0[None]), torch.from_numpy(c0[None])))
+    [params] = jlstm.from_torch(module)
+    state, out = _run(jit, jlstm.lstm_cell, params, jlstm.LSTMState(h0, c0), x)
+    assert isinstance(state, jlstm.LSTMState) and state.h.shape == (2, PROJ_SIZE) and state.c.shape == (2, PROJ_UNITS)
+    assert_close(out, y.numpy()[:, 0])
+    assert_close(state.h, h.numpy()[0])
+    assert_close(state.c, c.numpy()[0])
+
+
+def _random_projected_params_list(num_layers, bidirectional, input_dim, units, proj_size, key):
+    params = jlstm.init_stacked_params(key, input_dim, units, num_layers, bidirectional=bidirectional,
+                                       proj_size=proj_size)
+    return [p._replace(bias=jax.random.normal(jax.random.fold_in(key, i), p.bias.shape).at[0].set(-0.0))
+            for i, p in enumerate(params)]
+
+
+def test_projected_round_trips_through_modules_and_state_dicts_with_a_prefix():
+    """jlstm -> torch -> jlstm is bit-identical (weight_hr = projection_kernel.T), read from the module or from a
+    state dict holding two projected LSTMs; torch -> jlstm -> torch keeps every weight and the outputs."""
+    params = _random_projected_params_list(2, True, 3, 5, 2, jax.random.key(4))
+    torch.manual_seed(4)
+    model = torch.nn.ModuleDict({
+        "enc": torch.nn.LSTM(3, 5, num_layers=2, bidirectional=True, proj_size=2),
+        "dec": torch.nn.LSTM(4, 6, num_layers=2, batch_first=True, proj_size=3),
+    })
+    assert jlstm.to_torch(params, model["enc"]) is model["enc"]
+    for tag, p in zip(_tags(2, True), params, strict=True):
+        np.testing.assert_array_equal(getattr(model["enc"], f"weight_hr{tag}").detach().numpy(), p.projection_kernel.T)
+    state = model.state_dict()
+    assert_bit_identical(jlstm.from_torch(model["enc"]), params)
+    assert_bit_identical(jlstm.from_torch(state, prefix="enc."), params)
+
+    dec = jlstm.from_torch(state, prefix="dec.")
+    shapes = [((4, 24), (3, 24), (24,), (6, 3)), ((3, 24), (3, 24), (24,), (6, 3))]  # layer 1 reads proj_size
+    assert [tuple(map(np.shape, p)) for p in dec] == shapes
+    assert_bit_identical(dec, jlstm.from_torch(model["dec"]))
+    target = jlstm.to_torch(dec, torch.nn.LSTM(4, 6, num_layers=2, batch_first=True, proj_size=3))
+    for name in ("weight_ih", "weight_hh", "weight_hr"):
+        for tag in _tags(2, False):
+            assert torch.equal(getattr(target, name + tag), getattr(model["dec"], name + tag))
+    x = torch.from_numpy(_random(2, 5, 4))
+    with torch.no_grad():
+        for ours, theirs in zip(jax.tree.leaves(target(x)), jax.tree.leaves(model["dec"](x)), strict=True):
+            assert_close(ours.numpy(), theirs.numpy())
+
+
+def test_to_torch_writes_nothing_when_it_refuses_a_projection_mismatch():
+    """A projected module refuses a plain LSTMParams for its second layer before writing the first."""
+    module = torch.nn.LSTM(3, 5, num_layers=2, proj_size=2)
+    good = _random_projected_params_list(2, False, 3, 5, 2, jax.random.key(5))
+    plain = _random_params(2, 5, jax.random.key(6))  # the second layer's input width, without a projection
+    before = [p.detach().clone() for p in module.parameters()]
+    with pytest.raises(TypeError, match="params_list\\[1\\] must be an LSTMPParams"):
+        jlstm.to_torch([good[0], plain], module)
+    assert all(torch.equal(p, b) for p, b in zip(module.parameters(), before, strict=True))
+    jlstm.to_torch(good, module)  # the right list is written
+    assert_bit_identical(jlstm.from_torch(module), good)

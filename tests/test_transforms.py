@@ -24,20 +24,13 @@ from jax.flatten_util import ravel_pytree
 import jlstm
 import jlstm.linen
 import jlstm.nnx
-from conftest import assert_close
+from conftest import COMPILER_OPTIONS, assert_close  # compiling is almost all of this file's time
 
 BATCH, TIME, INPUT_DIM, UNITS = 2, 3, 2, 3
 DIRECTIONS = 3  # the length of s
 STEP = 1e-6  # of the central differences
 MASK = np.array([[False, True, True], [True, True, False]])  # a leading masked step forwards, and backwards
 RECURRENCES = ("auto", "scan", "step", "fused")
-# Compiling is almost all of this file's time: XLA's older elementwise emitters without LLVM optimisation
-# compile the same HLO about 4x faster (test_sharding.py also lowers the optimisation level).
-COMPILER_OPTIONS = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
 
 
 def normal(seed, *shape, scale=1.0):
@@ -55,6 +48,13 @@ def random_params(seed, input_dim):
 P = [random_params(0, INPUT_DIM), random_params(10, INPUT_DIM), random_params(20, UNITS)]
 X = normal(30, BATCH, TIME, INPUT_DIM)
 S = [normal(40 + i, BATCH, UNITS) for i in range(4)]
+PROJ = 2  # a projected LSTM's proj_size: h is (BATCH, PROJ), c (BATCH, UNITS)
+P_PROJECTED = jlstm.LSTMPParams(
+    normal(50, INPUT_DIM, 4 * UNITS, scale=0.5),
+    normal(51, PROJ, 4 * UNITS, scale=0.5),
+    normal(52, 4 * UNITS, scale=0.5),
+    normal(53, UNITS, PROJ, scale=0.5),
+)
 
 
 # --- the functions: builders (recurrence, mask) -> f(params, inputs, initial_state) -> outputs --------------
@@ -114,6 +114,7 @@ def nnx_lstm(recurrence, mask):
 # in others; nnx.LSTM starts from the default zero state (None: no state to differentiate).
 FUNCTIONS = {
     "lstm": (lstm, (P[0], X, (S[0], S[1]))),
+    "lstm_projected": (lstm, (P_PROJECTED, X, (S[0][:, :PROJ], S[1]))),
     "bidirectional": (bidirectional, ((P[0], P[1]), X, tuple(S))),
     "stacked_lstm": (stacked_lstm, ([P[0], P[2]], X, (np.stack(S[:2]), np.stack(S[2:])))),
     "linen.LSTM": (linen_lstm, (P[0], X, (S[0], S[1]))),
