@@ -113,21 +113,15 @@ class LSTM(_Weights, _Layer):
     stream forked at construction (``rngs`` falls back to its ``default``
     stream when it has no ``dropout`` one).
 
+    The options ``return_sequences``, ``return_state``, ``go_backwards``, ``time_major``,
+    ``activation``, ``recurrent_activation``, ``unroll``, ``remat_chunk``, ``recurrence``, ``dropout``
+    and ``recurrent_dropout`` are keyword arguments with the meaning and the default they have in
+    [`jlstm.lstm`][].
+
     Args:
       input_dim: input features.
       units: hidden units.
       rngs: an ``nnx.Rngs``.
-      return_sequences: return the output of every step, not only the last; as in [`jlstm.lstm`][].
-      return_state: also return the final ``h`` and ``c``; as in [`jlstm.lstm`][].
-      go_backwards: process the sequence in reverse; as in [`jlstm.lstm`][].
-      time_major: inputs, mask and output sequence have time first; as in [`jlstm.lstm`][].
-      activation: cell activation; as in [`jlstm.lstm`][].
-      recurrent_activation: gate activation; as in [`jlstm.lstm`][].
-      unroll: how many steps ``lax.scan`` unrolls per iteration; as in [`jlstm.lstm`][].
-      remat_chunk: recompute chunks of this many steps in the backward pass; as in [`jlstm.lstm`][].
-      recurrence: how the loop is run; as in [`jlstm.lstm`][].
-      dropout: fraction of the inputs dropped; as in [`jlstm.lstm`][].
-      recurrent_dropout: fraction of ``h`` dropped in the recurrence; as in [`jlstm.lstm`][].
       deterministic: the default for ``__call__``; True disables dropout.
       unit_forget_bias: start the forget gate's bias at 1.
       param_dtype: dtype of the parameters; the state and outputs follow [`jlstm.lstm`][]'s dtype policy
