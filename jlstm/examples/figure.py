@@ -111,26 +111,13 @@ def draw(params: jlstm.LSTMParams, path: str, seed: int = 0) -> None:
         last = steps[-1]
         ax.plot([last], [run.h[-1, 0]], "o", ms=17, mfc="none", mec="tab:blue", mew=1.5)
         ax.plot([last], [run.c[-1, 0]], "s", ms=17, mfc="none", mec="tab:orange", mew=1.5)
-        ax.annotate(
-            f"h = {run.h[-1, 0]:+.4f}: the default output,\nsequence[:, -1] and return_state's h",
-            (last, run.h[-1, 0]),
-            textcoords="offset points",
-            xytext=(14, 0),
-            ha="left",
-            va="center",
-            color="tab:blue",
-            fontsize=9,
+        labels_at_end = (
+            (run.h[-1, 0], "tab:blue", f"h = {run.h[-1, 0]:+.4f}: the default output,\nsequence[:, -1] and return_state's h"),
+            (run.c[-1, 0], "tab:orange", f"c = {run.c[-1, 0]:+.4f}: return_state's c"),
         )
-        ax.annotate(
-            f"c = {run.c[-1, 0]:+.4f}: return_state's c",
-            (last, run.c[-1, 0]),
-            textcoords="offset points",
-            xytext=(14, 0),
-            ha="left",
-            va="center",
-            color="tab:orange",
-            fontsize=9,
-        )
+        for value, color, text in labels_at_end:
+            ax.annotate(text, (last, value), textcoords="offset points", xytext=(14, 0), ha="left", va="center",
+                        color=color, fontsize=9)
         labels = [f"step {s}\nreads x = {x:g}" for s, x in zip(steps, run.x)]
         ax.set_xticks(steps, labels)
         ax.set_xlim(0.6, len(steps) + 2.2)
