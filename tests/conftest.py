@@ -1,6 +1,7 @@
 """Shared settings and helpers: tolerances in one table, strict JAX promotion, Keras on TensorFlow, no tuned
 plans from outside the session, and probes that read jlstm's behaviour through its public API only."""
 
+import functools
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -146,3 +147,19 @@ def plan_id(recurrence):
     plan = recurrence
     unroll = f"-unroll{plan.unroll}" if plan.unroll != 1 else ""
     return f"{plan.layout}-{plan.chains}ch-{plan.projection}-{plan.backward}{unroll}"
+
+
+PLAN_SHAPE = (4, 5, 4, 6)  # batch, time, input_dim, units: tiny weights, which "auto" runs stacked
+
+
+@functools.cache
+def plan_data():
+    """Params, inputs, a state and a mask with holes, a gap and an empty row, on which every plan is compared."""
+    batch, time, input_dim, units = PLAN_SHAPE
+    rng = np.random.default_rng(0)
+    params = jlstm.init_params(jax.random.key(0), input_dim, units)
+    params = jlstm.LSTMParams(*(np.asarray(p) + 0.1 * rng.standard_normal(p.shape, np.float32) for p in params))
+    x = rng.standard_normal((batch, time, input_dim), np.float32)
+    h0, c0 = (rng.standard_normal((batch, units), np.float32) for _ in range(2))
+    mask = np.array([[1, 1, 0, 1, 1], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool)  # holes, gap, none
+    return params, x, h0, c0, mask

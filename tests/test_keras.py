@@ -17,7 +17,7 @@ import tensorflow as tf
 
 import jlstm
 import reference
-from conftest import PLANS, assert_bit_identical, assert_close, dropout_masks, plan_id
+from conftest import PLAN_SHAPE, PLANS, assert_bit_identical, assert_close, dropout_masks, plan_data, plan_id
 from keras_helpers import keras_call
 
 FLAGS = list(itertools.product([False, True], [False, True]))  # return_sequences x return_state
@@ -119,7 +119,6 @@ def test_lstm_gradients_match_tf_gradient_tape(mask_kind, go_backwards, return_s
 
 # --- every recurrence and every plan ----------------------------------------------------------------------
 
-PLAN_SHAPE = (4, 5, 4, 6)  # batch, time, input_dim, units: tiny weights, which "auto" runs stacked
 RECURRENCES = ["auto", "scan", "step", "fused"]
 
 
@@ -129,18 +128,6 @@ def plan_keras_layer(return_sequences, go_backwards):
     layer = keras.layers.LSTM(units, return_sequences=return_sequences, return_state=True, go_backwards=go_backwards)
     layer.build((batch, time, input_dim))
     return layer
-
-
-@functools.cache
-def plan_data():
-    batch, time, input_dim, units = PLAN_SHAPE
-    rng = np.random.default_rng(0)
-    params = jlstm.init_params(jax.random.key(0), input_dim, units)
-    params = jlstm.LSTMParams(*(np.asarray(p) + 0.1 * rng.standard_normal(p.shape, np.float32) for p in params))
-    x = rng.standard_normal((batch, time, input_dim), np.float32)
-    h0, c0 = (rng.standard_normal((batch, units), np.float32) for _ in range(2))
-    mask = np.array([[1, 1, 0, 1, 1], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool)  # holes, gap, none
-    return params, x, h0, c0, mask
 
 
 @functools.cache

@@ -196,33 +196,17 @@ REMAT_CASES = [  # (flags, masked, remat_chunk); T = 23 is a multiple of no chun
 ]
 
 
-@pytest.mark.parametrize("flags, masked, remat_chunk", REMAT_CASES,
+REMAT_PROJECTED = [(*REMAT_CASES[5], 2), (*REMAT_CASES[6], 2)]  # (..., proj_size)
+
+
+@pytest.mark.parametrize("flags, masked, remat_chunk, proj_size", [(*c, None) for c in REMAT_CASES] + REMAT_PROJECTED,
                          ids=lambda v: ("-".join(v) or "default") if isinstance(v, dict) else str(v))
-def test_remat_chunk_gives_the_same_values_and_gradients(flags, masked, remat_chunk):
-    batch, time = 3, 23
-    params = jlstm.init_params(jax.random.key(0), 4, 5)
-    x = jax.random.normal(jax.random.key(1), (batch, time, 4))
-    keys = jax.random.split(jax.random.key(2), 3)
-    state = tuple(jax.random.normal(k, (batch, 5)) for k in keys[:2])
-    mask = jax.random.bernoulli(keys[2], 0.7, (batch, time)) if masked else None
-    if flags.get("time_major"):
-        x = jnp.swapaxes(x, 0, 1)
-        mask = None if mask is None else mask.T
-    expected = _value_and_grads(params, x, state, mask, flags, None)
-    actual = _value_and_grads(params, x, state, mask, flags, remat_chunk)
-    assert_close(actual[0], expected[0])
-    for a, e in zip(jax.tree.leaves(actual[1]), jax.tree.leaves(expected[1])):
-        assert_close(a, e)
-
-
-@pytest.mark.parametrize("flags, masked, remat_chunk", [REMAT_CASES[5], REMAT_CASES[6]],
-                         ids=["backwards-masked-6", "time_major-masked-40"])
-def test_remat_chunk_with_a_projection_gives_the_same_values_and_gradients(flags, masked, remat_chunk):
-    batch, time, units, proj_size = 3, 23, 5, 2
+def test_remat_chunk_gives_the_same_values_and_gradients(flags, masked, remat_chunk, proj_size):
+    batch, time, units = 3, 23, 5
     params = jlstm.init_params(jax.random.key(0), 4, units, proj_size=proj_size)
     x = jax.random.normal(jax.random.key(1), (batch, time, 4))
     keys = jax.random.split(jax.random.key(2), 3)
-    state = (jax.random.normal(keys[0], (batch, proj_size)), jax.random.normal(keys[1], (batch, units)))
+    state = (jax.random.normal(keys[0], (batch, proj_size or units)), jax.random.normal(keys[1], (batch, units)))
     mask = jax.random.bernoulli(keys[2], 0.7, (batch, time)) if masked else None
     if flags.get("time_major"):
         x = jnp.swapaxes(x, 0, 1)
@@ -230,7 +214,7 @@ def test_remat_chunk_with_a_projection_gives_the_same_values_and_gradients(flags
     expected = _value_and_grads(params, x, state, mask, flags, None)
     actual = _value_and_grads(params, x, state, mask, flags, remat_chunk)
     assert_close(actual[0], expected[0])
-    assert isinstance(actual[1][0], jlstm.LSTMPParams)
+    assert isinstance(actual[1][0], jlstm.LSTMPParams if proj_size else jlstm.LSTMParams)
     for a, e in zip(jax.tree.leaves(actual[1]), jax.tree.leaves(expected[1]), strict=True):
         assert_close(a, e)
 

@@ -16,19 +16,9 @@ import numpy as np
 import pytest
 
 import jlstm
-from conftest import COMPILER_OPTIONS, PLANS, assert_close, plan_id
+from conftest import COMPILER_OPTIONS, PLAN_SHAPE, PLANS, assert_close, plan_data, plan_id
 
-B, T, I, H = 4, 5, 4, 6
-
-
-def data():
-    rng = np.random.default_rng(0)
-    params = jlstm.init_params(jax.random.key(0), I, H)
-    params = jlstm.LSTMParams(*(np.asarray(p) + 0.1 * rng.standard_normal(p.shape, np.float32) for p in params))
-    x = rng.standard_normal((B, T, I), np.float32)
-    h0, c0 = (rng.standard_normal((B, H), np.float32) for _ in range(2))
-    mask = np.array([[1, 1, 0, 1, 1], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool)  # holes, gap, none
-    return params, x, h0, c0, mask
+B, T, I, H = PLAN_SHAPE
 
 
 def jaxpr(params, x, recurrence, **kwargs):
@@ -41,7 +31,7 @@ def jaxpr(params, x, recurrence, **kwargs):
 
 @pytest.mark.parametrize("recurrence", ["step", "fused", *(p._replace(unroll=2) for p in PLANS[::3])], ids=plan_id)
 def test_time_major_unroll_and_custom_activations_match_scan(recurrence):
-    params, x, h0, c0, mask = data()
+    params, x, h0, c0, mask = plan_data()
     kwargs = {"initial_state": (h0, c0), "mask": mask.T, "time_major": True, "return_sequences": True, "return_state": True,
                   "activation": jax.nn.relu, "recurrent_activation": jax.nn.hard_sigmoid}
     if isinstance(recurrence, str):
@@ -83,7 +73,7 @@ def test_two_chains_equal_one_scan(masked):
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_16bit_params_match_float32_in_every_layout(dtype, recurrence):
     """16-bit weights run the fast loops, float32 state: the float32 results of the same rounded weights."""
-    params, x, h0, c0, mask = data()
+    params, x, h0, c0, mask = plan_data()
     p16, x16 = jax.tree.map(lambda a: jnp.asarray(a, dtype), params), jnp.asarray(x, dtype)
     p32, x32 = jax.tree.map(lambda a: a.astype(jnp.float32), p16), x16.astype(jnp.float32)
 
@@ -114,7 +104,7 @@ PROJECTED_CASES = {
 
 
 def projected_value_and_grads(recurrence, case):
-    params, x, h0, c0, mask = data()
+    params, x, h0, c0, mask = plan_data()
     proj_size = 2
     rng = np.random.default_rng(1)
     params = jlstm.LSTMPParams(params.kernel, params.recurrent_kernel[:proj_size], params.bias,
