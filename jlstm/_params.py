@@ -130,7 +130,7 @@ def init_params(
         units: number of hidden units, a positive int.
         proj_size: the projected LSTM's output size ``P``, an int with
             ``0 < P < units`` (PyTorch's rule); None (the default): no projection.
-        dtype: a floating dtype for all three arrays.
+        dtype: a floating dtype for all the arrays.
         unit_forget_bias: start the forget gate open, as Keras does by default.
 
     Returns:
