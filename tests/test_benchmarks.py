@@ -161,19 +161,38 @@ def test_a_worker_that_dies_is_reported_with_its_last_words():
     assert answer["error"].startswith("worker exited with 2: ") and "invalid choice" in answer["error"]
 
 
-def test_a_projected_shape_runs_jlstm_and_torch_and_skips_the_others_for_that_shape_only(tmp_path):
-    out = tmp_path / "proj"
-    bench_run.main(["--shapes", "proj=2,5,3,6,2", "plain=2,5,3,6", "--impls", "jlstm,torch_t1,flax_linen_opt",
-                    "--modes", "train", "--budget", "0.02", "--rounds", "2", "--no-limit", "--out", str(out)])
-    result = json.loads((tmp_path / "proj.json").read_text())
-    by_key = {(r["impl"], r["shape_name"]): r for r in result["records"]}
-    assert "median_s" in by_key[("jlstm", "proj")] and "median_s" in by_key[("torch_t1", "proj")]
-    assert "flax has no projected LSTM" in by_key[("flax_linen_opt", "proj")]["not_applicable"]
-    assert "median_s" in by_key[("flax_linen_opt", "plain")]  # the worker goes on with the next shape
-    markdown = (tmp_path / "proj.md").read_text()
-    [row] = [line for line in markdown.splitlines() if line.startswith("| proj (2, 5, 3, 6, 2) |")]
-    assert row.endswith("| – |") and row.count("×") == 2  # jlstm and torch timed, flax not
-    assert "flax_linen_opt on proj (flax has no projected LSTM" in markdown
+def test_a_projected_shape_is_skipped_for_that_shape_only_by_a_peer_without_a_projection(monkeypatch):
+    def build_plain(shape, mode, dtype):
+        bench_impl._plain(shape, "plain peer")
+        return (lambda: shape), (lambda out: out)
+
+    monkeypatch.setitem(bench_impl.IMPLS, "plain", ("no projection", build_plain))
+    request = {"shape": [2, 5, 3, 6, 2], "mode": "forward", "budget": 0.0, "min_runs": 1}
+    projected, plain = serve("plain", [request, {**request, "shape": [2, 5, 3, 6]}])
+    assert projected["not_applicable"] == "plain peer has no projected LSTM (PyTorch's proj_size)"
+    assert "times_s" not in projected and "skipped" not in projected  # not a missing peer: it goes on
+    assert len(plain["times_s"]) == 1
+    record = bench_run.combine([projected, projected], "proj")
+    assert record["not_applicable"] == projected["not_applicable"] and "median_s" not in record
+
+
+@pytest.mark.parametrize("impl", ["jlstm", "torch_t1"])
+def test_jlstm_and_torch_build_a_projected_lstm(impl):
+    import torch
+
+    threads = torch.get_num_threads()  # torch_t1 sets 1 thread for its worker process; this is not one
+    try:
+        fn, sync = bench_impl.IMPLS[impl][1]((2, 5, 3, 6, 2), "forward", "float32")
+        out = sync(fn())
+    finally:
+        torch.set_num_threads(threads)
+    assert tuple(out.shape) == (2, 5, 2)  # (B, T, P)
+
+
+@pytest.mark.parametrize("impl", ["flax_linen_opt", "flax_nnx_opt", "equinox", "keras_jax", "keras_tf", "matmul"])
+def test_the_peers_without_a_projection_refuse_a_projected_shape_before_importing_anything(impl):
+    with pytest.raises(NotImplementedError, match="has no projected LSTM"):
+        bench_impl.IMPLS[impl][1]((2, 5, 3, 6, 2), "forward", "float32")
 
 
 def test_the_flop_count_of_a_projected_lstm_adds_the_projection_and_reads_p_features():
