@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _dropout, _validate
-from ._params import AnyParams
+from ._params import AnyParams, check_proj_size
 
 Initializer = Callable[..., jax.Array]
 
@@ -55,9 +55,12 @@ def in_dtype(cls: str, params: AnyParams, dtype: Any) -> AnyParams:
     return type(params)(*(p.astype(dtype) for p in params))
 
 
-def check_config(cls: str, *, units: int, dropout: float, recurrent_dropout: float, param_dtype: Any) -> None:
+def check_config(
+    cls: str, *, units: int, dropout: float, recurrent_dropout: float, param_dtype: Any, proj_size: Any
+) -> None:
     """The module options that only the module reads (the others are checked by the pure function)."""
     _validate.positive_int(cls, "units", units)
+    check_proj_size(cls, proj_size, units)
     _dropout.rate(cls, "dropout", dropout)
     _dropout.rate(cls, "recurrent_dropout", recurrent_dropout)
     _validate.floating_dtype(cls, "param_dtype", param_dtype)

@@ -16,7 +16,7 @@ from . import _options, _validate
 from ._bidirectional import bidirectional
 from ._flax_init import check_config, half_safe, in_dtype, input_features, keras_bias, torch_projection
 from ._layer import lstm
-from ._params import AnyParams, LSTMParams, LSTMPParams, check_proj_size
+from ._params import AnyParams, LSTMParams, LSTMPParams
 from ._plan import Plan
 
 Initializer = Callable[..., jax.Array]
@@ -52,8 +52,8 @@ class _Config(nn.Module):
             dropout=self.dropout,
             recurrent_dropout=self.recurrent_dropout,
             param_dtype=self.param_dtype,
+            proj_size=self.proj_size,
         )
-        check_proj_size(cls, self.proj_size, self.units)
         return input_features(cls, inputs)
 
     def _call_options(self, deterministic: bool) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def _declare(module: Any, input_dim: int) -> AnyParams:
     From the module's init fields; ``projection_kernel`` only with ``proj_size``.
     """
     units, dtype = module.units, module.param_dtype
-    proj_size = check_proj_size(type(module).__name__, module.proj_size, units)
+    proj_size = module.proj_size  # checked by the calling module's _input_dim
     rows = units if proj_size is None else proj_size
     params = LSTMParams(
         module.param("kernel", half_safe(module.kernel_init), (input_dim, 4 * units), dtype),

@@ -15,7 +15,7 @@ from . import _options, _validate
 from ._bidirectional import bidirectional
 from ._flax_init import check_config, half_safe, in_dtype, keras_bias, torch_projection
 from ._layer import lstm
-from ._params import AnyParams, LSTMParams, LSTMPParams, check_proj_size
+from ._params import AnyParams, LSTMParams, LSTMPParams
 from ._plan import Plan
 
 Initializer = Callable[..., jax.Array]
@@ -69,9 +69,8 @@ class _Layer(nnx.Module):
         dropout, recurrent_dropout = arguments["dropout"], arguments["recurrent_dropout"]
         check_config(
             cls, units=arguments["units"], param_dtype=arguments["param_dtype"],
-            dropout=dropout, recurrent_dropout=recurrent_dropout,
+            dropout=dropout, recurrent_dropout=recurrent_dropout, proj_size=arguments["proj_size"],
         )
-        check_proj_size(cls, arguments["proj_size"], arguments["units"])
         self.deterministic = _validate.flag(cls, "deterministic", arguments["deterministic"])
         self.dtype = arguments["dtype"]
         self.options = _options.pick(arguments)
