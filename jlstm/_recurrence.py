@@ -9,19 +9,24 @@ into the gate fusions, which then lose their vector instructions).
 How every transformation works on :func:`_fused`, reverse mode included:
 it is a ``jax.custom_jvp`` whose tangent is written to be transposed. The
 terms of ``dz_t`` that are linear in the weights' and the inputs' tangents,
-``e_t = dx_t W + x_t dW + h_{t-1} dR + db``, are formed for all steps at
-once, as large matmuls outside the loop; the loop carries only
+``e_t = dx_t W + x_t dW + h_{t-1} dR + db``, are formed for a chunk of steps
+at once, as large matmuls outside the loop; the loop carries only
 ``dz_t = e_t + dh_{t-1} R`` through the gates' linear map, which it
 recomputes from the saved ``z_t`` (``jax.checkpoint``) instead of storing.
 ``jax.jvp``, ``jax.jacfwd`` and ``jax.linearize`` run that tangent as it
 is. Reverse mode (``jax.grad``, ``jax.vjp``) is JAX's transpose of it, which
-is the fused backward pass of cuDNN: a reverse loop that yields every step's
-``dz_t`` (its ``dh R^T`` on an ``R^T`` formed once), then the weight
-gradients as three large matmuls over all steps, ``X^T dZ``, ``H^T dZ`` and
-``sum dZ``, instead of one small matmul per step. With a projection
-(:class:`~jlstm.LSTMPParams`), its weight's term ``(o * tanh(c_t)) dW_hr``
-is formed for all steps at once too, so that its gradient is one matmul.
-Tangents that are zero (symbolic zeros: inputs not differentiated) add no term.
+is the fused backward pass of cuDNN: for each chunk, last to first, a reverse
+loop that yields the chunk's ``dz_t`` (its ``dh R^T`` on an ``R^T`` formed
+once), then the chunk's share of the weight gradients as three large
+matmuls, ``X^T dZ``, ``H^T dZ`` and ``sum dZ``, instead of one small matmul
+per step. A chunk has at least 256 rows (steps x batch), so the matmuls stay
+large; chunks keep the backward pass from holding every step's ``dZ`` at
+once, which would add a ``(T, B, 4H)`` buffer to the saved pre-activations of
+the same size (``benchmarks/RESULTS.md``, "The backward pass in chunks").
+With a projection (:class:`~jlstm.LSTMPParams`), its weight's term
+``(o * tanh(c_t)) dW_hr`` is formed per chunk too, so that its gradient is
+a few matmuls. Tangents that are zero (symbolic zeros: inputs not
+differentiated) add no term.
 
 How a loop runs (layout, batch chains, where ``x W`` is computed, unroll)
 is a :class:`~jlstm.Plan`, chosen in ``_plan``; the loops here receive it.
@@ -113,7 +118,8 @@ def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_
         z = project(x, h)
         h_new, c_new, y_new = elementwise(z, h, c, y, m, projection_kernel)
         y_new = h_new if y_new is None else y_new
-        return (h_new, c_new, y_new if masked else None), (y_new, z, h, c)
+        # Without a mask, the state a step starts from is the previous step's output: not stored twice.
+        return (h_new, c_new, y_new if masked else None), (y_new, z, h if masked else None, c)
 
     y0 = jnp.zeros_like(h0) if masked else None
     (h, c, y), (ys, zs, hs, cs) = scan(body, (h0, c0, y0), (xs, ms) if masked else xs)
@@ -130,55 +136,79 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     """The tangent, written so that its transpose (reverse mode) is a fused backward pass.
 
     ``dz_t = e_t + dh_{t-1} R`` with ``e_t = dx_t W + x_t dW + h_{t-1} dR + db``:
-    the ``e`` terms are large matmuls over all steps, outside the loop, and the
-    loop carries only ``(dh, dc, dy)`` through ``dh_{t-1} R`` and the gates'
-    linear map, which is rematerialised from the saved ``z_t``
+    the ``e`` terms are large matmuls over a chunk of steps, outside the loop,
+    and the loop carries only ``(dh, dc, dy)`` through ``dh_{t-1} R`` and the
+    gates' linear map, which is rematerialised from the saved ``z_t``
     (``jax.checkpoint``) rather than stored. Symbolic-zero tangents add no term.
     """
     kernel, recurrent_kernel, _, projection_kernel, xs, h0, c0, ms = primals
     dkernel, drecurrent, dbias, dprojection, dxs, dh0, dc0, _ = (None if _zero(t) else t for t in tangents)
     layout = how[0]
     outputs, (zs, hs, cs) = _forward(elementwise, scan, how, *primals)
+    ys = outputs[0]
     dtype = h0.dtype
-    # Every (T, B, 4H) term at once: the weights' tangents against the saved inputs and states, the inputs'
-    # tangents against the weights. Transposed, these are the weight gradients X^T dZ, H^T dZ, sum dZ and
-    # the inputs' dZ W^T. Time and batch are one axis of a batch-first matmul, so that once transposed,
-    # XLA's CPU backend contracts them without copying dZ (or, features first, with one copy of it to
-    # batch first, which costs less than a matmul over a transposed dZ): benchmarks/RESULTS.md, "How the
-    # loop runs on CPU".
+    masked = ms is not None
     features = layout == "features"
     batch_axis = 2 if features else 1
-    if _axis_sharded(xs, batch_axis):  # explicit sharding: time and a sharded batch do not merge
-        whole, flat, unflat = layout if features else "batch", (lambda a: a), (lambda a: a)
-    else:
-        whole = "batch"
+    steps, batch = xs.shape[0], xs.shape[batch_axis]
+    # The weight and input terms are formed with time and batch as one axis of a batch-first matmul, so that
+    # once transposed, XLA's CPU backend contracts them without copying dZ (or, features first, with one copy
+    # of it to batch first, which costs less than a matmul over a transposed dZ): benchmarks/RESULTS.md, "How
+    # the loop runs on CPU". Under explicit sharding, time and a sharded batch do not merge.
+    sharded = _axis_sharded(xs, batch_axis)
+    whole = (layout if features else "batch") if sharded else "batch"
 
-        def flat(a):  # (T, B, n) or features first (T, n, B) -> (T * B, n)
-            if a is None:
-                return None
-            a = jnp.swapaxes(a, 1, 2) if features else a
-            return a.reshape(-1, a.shape[-1])
+    def rows(a):  # (K, B, n), or features first (K, n, B) -> (K * B, n)
+        if a is None or sharded:
+            return a
+        a = jnp.swapaxes(a, 1, 2) if features else a
+        return a.reshape(-1, a.shape[-1])
 
-        def unflat(a):  # (T * B, n) -> (T, B, n), or features first (T, n, B)
-            a = a.reshape(xs.shape[0], xs.shape[batch_axis], a.shape[-1])
-            return jnp.swapaxes(a, 1, 2) if features else a
+    def unrows(a, size):  # (K * B, n) -> (K, B, n), or features first (K, n, B)
+        if sharded:
+            return a
+        a = a.reshape(size, batch, a.shape[-1])
+        return jnp.swapaxes(a, 1, 2) if features else a
 
-    terms = []
-    if dkernel is not None or drecurrent is not None:
-        terms.append(unflat(projection(whole, dkernel, drecurrent, None, dtype)(flat(xs), flat(hs))))
-    if dxs is not None:
-        terms.append(unflat(projection(whole, kernel, None, None, dtype)(flat(dxs), None)))
-    bias_term = None
-    if dbias is not None:
-        bias_term = dbias.astype(dtype).reshape((-1, 1) if features else (1, -1))
-        if terms:  # one sum over all steps once transposed, not one per step
+    def window(a, start, size):  # steps start, ..., start + size - 1 of a saved (T, ...) array
+        return jax.lax.dynamic_slice_in_dim(a, start, size)
+
+    def states(start, size):  # the states h_{t-1} that steps start, ..., start + size - 1 begin from
+        if masked:
+            return window(hs, start, size)
+        # Without a mask they are h0, y_1, y_2, ...: the outputs, which the forward pass keeps anyway.
+        first = jnp.where(start == 0, h0.astype(ys.dtype), ys[jnp.maximum(start - 1, 0)])[None]
+        return first if size == 1 else jnp.concatenate([first, window(ys, start, size - 1)])
+
+    bias_term = None if dbias is None else dbias.astype(dtype).reshape((-1, 1) if features else (1, -1))
+    weighted = dkernel is not None or drecurrent is not None or dxs is not None
+
+    @functools.partial(jax.checkpoint, static_argnums=(1,))
+    def linear_terms(start, size, dkernel, drecurrent, dxs, dprojection):
+        """A chunk's ``(K, B, 4H)`` terms: ``e`` (the weights' and inputs' tangents) and ``u`` (the projection's).
+
+        Under ``jax.checkpoint``, the chunk's windows of the saved arrays are
+        read here, so that reverse mode keeps the saved arrays whole rather
+        than a copy of each window.
+        """
+        terms = []
+        if dkernel is not None or drecurrent is not None:
+            x = None if dkernel is None else rows(window(xs, start, size))
+            h = None if drecurrent is None else rows(states(start, size))
+            terms.append(unrows(projection(whole, dkernel, drecurrent, None, dtype)(x, h), size))
+        if dxs is not None:
+            terms.append(unrows(projection(whole, kernel, None, None, dtype)(rows(dxs), None), size))
+        if bias_term is not None and terms:  # one sum over the chunk's rows once transposed
             terms.append(bias_term[None])
-            bias_term = None
-    es = functools.reduce(jnp.add, terms) if terms else None
-    us = None
-    if dprojection is not None:  # the projection's own term, (o * tanh(c)) dW_hr, for all steps at once
-        cells = jax.vmap(lambda z, c: elementwise(z, None, c, None, None)[0])(zs, cs)  # o * tanh(c), unprojected
-        us = unflat(projection(whole, dprojection, None, None, dtype)(flat(cells), None))
+        es = functools.reduce(jnp.add, terms) if terms else None
+        us = None
+        if dprojection is not None:  # the projection's own term, (o * tanh(c)) dW_hr
+            cells = jax.vmap(lambda z, c: elementwise(z, None, c, None, None)[0])(
+                window(zs, start, size), window(cs, start, size)
+            )
+            us = unrows(projection(whole, dprojection, None, None, dtype)(rows(cells), None), size)
+        return es, us
+
     if features:
         def recurrent(dh):  # (H, B) -> (4H, B): R^T dh, written on R itself so that its transpose is R dz
             contract_rows = (((0,), (0,)), ((), ()))
@@ -196,30 +226,80 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
             return jax.lax.dot_general(
                 dh.astype(recurrent_kernel.dtype), recurrent_kernel_t, contract_rows, preferred_element_type=dtype
             )
-    masked = ms is not None
-    step_remat = jax.checkpoint(elementwise)
+
+    @jax.checkpoint
+    def step(t, dz, dh, dc, dy, u):
+        """Step ``t``'s tangent through the gates' linear map, at the saved ``z_t`` and ``c_{t-1}``.
+
+        The saved values are read here, inside ``jax.checkpoint``, for the same
+        reason as in ``linear_terms``; the gates are recomputed from them.
+        """
+        z, c = zs[t], cs[t]
+        m = ms[t] if masked else None
+        # Without a mask the step does not read h; with one, the primal y only selects (a masked step
+        # keeps it), so h stands in for it.
+        h = hs[t] if masked else None
+        primals, tangents = (z, h, c, h), (dz, dh, dc, dy)
+        if u is not None:  # u's primal is 0: it only carries the projection's term into the step's tangent
+            primals, tangents = (*primals, jnp.zeros_like(u)), (*tangents, u)
+        return jax.jvp(lambda z, h, c, y, *u: elementwise(z, h, c, y, m, projection_kernel, *u), primals, tangents)[1]
 
     def body(carry, inputs):
         dh, dc, dy = carry
-        e, u, z, h, c, m = inputs
+        e, u, t = inputs
         dz = recurrent(dh)
         dz = dz if e is None else dz + e
-        dz = dz if bias_term is None else dz + bias_term
-        # The primal y only selects (a masked step keeps it): its value does not enter the tangent.
-        y = h if masked else None
-        primals, tangents = (z, h, c, y), (dz, dh, dc, dy)
-        if u is not None:  # u's primal is 0: it only carries the projection's term into the step's tangent
-            primals, tangents = (*primals, jnp.zeros_like(u)), (*tangents, u)
-        _, (dh, dc, dy_new) = jax.jvp(
-            lambda z, h, c, y, *u: step_remat(z, h, c, y, m, projection_kernel, *u), primals, tangents
-        )
-        return (dh, dc, dy_new), (dy_new if masked else dh)
+        dz = dz if weighted or bias_term is None else dz + bias_term
+        dh, dc, dy = step(t, dz, *((dh, dc, dy) if masked else (None, dc, None)), u)
+        return (dh, dc, dy), (dy if masked else dh)
 
-    dh0 = jnp.zeros_like(h0) if dh0 is None else dh0
-    dc0 = jnp.zeros_like(c0) if dc0 is None else dc0
-    dy0 = jnp.zeros_like(h0) if masked else None
-    (dh, dc, dy), dys = scan(body, (dh0, dc0, dy0), (es, us, zs, hs, cs, ms), chains=1)
+    def chunk(carry, start, size, dxs):  # steps start, ..., start + size - 1
+        es, us = linear_terms(start, size, dkernel, drecurrent, dxs, dprojection)
+        return scan(body, carry, (es, us, start + jnp.arange(size)), chains=1)
+
+    # In chunks of steps, so that reverse mode never holds every step's dZ at once: each chunk's transpose
+    # is a reverse loop that yields its dZ and then the chunk's share of X^T dZ, H^T dZ, sum dZ and dZ W^T.
+    # The first steps % size steps are a chunk of their own.
+    size = _chunk_size(steps, batch, kernel.shape[0] + recurrent_kernel.shape[0])
+    count, head = divmod(steps, size)
+    carry = (
+        jnp.zeros_like(h0) if dh0 is None else dh0,
+        jnp.zeros_like(c0) if dc0 is None else dc0,
+        jnp.zeros_like(h0) if masked else None,
+    )
+    parts = []
+    if head:
+        carry, part = chunk(carry, 0, head, None if dxs is None else dxs[:head])
+        parts.append(part)
+    if count == 1:
+        carry, part = chunk(carry, head, size, None if dxs is None else dxs[head:])
+        parts.append(part)
+    elif count:
+        dxs_chunks = None if dxs is None else dxs[head:].reshape(count, size, *dxs.shape[1:])
+        carry, part = jax.lax.scan(
+            lambda carry, inputs: chunk(carry, inputs[0], size, inputs[1]),
+            carry,
+            (head + size * jnp.arange(count), dxs_chunks),
+        )
+        parts.append(part.reshape(count * size, *part.shape[2:]))
+    dys = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+    dh, dc, dy = carry
     return outputs, (dys, dh, dc, dy if masked else dh)
+
+
+def _chunk_size(steps: int, batch: int, weight_rows: int) -> int:
+    """Steps per chunk of the fused tangent.
+
+    At least 256 rows (steps x batch), for matmuls that XLA's CPU backend runs
+    at speed. Beyond that, as many rows as the weights have (``I + H``), so
+    that adding each chunk's weight gradients to the running sum costs little
+    beside the chunk's matmuls; but no more than an eighth of the steps, so
+    that a chunk's ``dZ`` stays small beside the saved pre-activations.
+    """
+    def steps_for(rows: int) -> int:
+        return -(-rows // batch)
+
+    return min(steps, max(steps_for(256), min(steps_for(weight_rows), -(-steps // 8))))
 
 
 _fused.defjvp(_fused_jvp, symbolic_zeros=True)

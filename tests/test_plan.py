@@ -69,6 +69,63 @@ def test_two_chains_equal_one_scan(masked):
         jax.tree.map(lambda a, e: assert_close(a, e, "float32_grad"), grads, expected_grads)
 
 
+# The fused loop's tangent runs in chunks of at least 256 rows (steps x batch), at most an eighth of the steps each:
+# 11 steps of a batch of 64 are a first chunk of 3 steps, then two of 4 (jlstm/_recurrence.py, _chunk_size).
+CHUNKED_SHAPE = (64, 11, 3, 5)
+
+
+@functools.cache
+def chunked_data(proj_size):
+    batch, time, input_dim, units = CHUNKED_SHAPE
+    params = jlstm.init_params(jax.random.key(0), input_dim, units, proj_size=proj_size)
+    x = jax.random.normal(jax.random.key(1), (batch, time, input_dim))
+    state = (jax.random.normal(jax.random.key(2), (batch, proj_size or units)),
+             jax.random.normal(jax.random.key(3), (batch, units)))
+    mask = jax.random.bernoulli(jax.random.key(4), 0.7, (batch, time))
+    return params, x, state, mask
+
+
+def chunked_results(recurrence, masked, proj_size):
+    """Values and gradients (params, inputs, initial state), and a forward-mode derivative in every argument."""
+    params, x, state, mask = chunked_data(proj_size)
+
+    def loss(params, x, state):
+        seq, h, c = jlstm.lstm(params, x, initial_state=state, mask=mask if masked else None, return_sequences=True,
+                               return_state=True, recurrence=recurrence)
+        return jnp.sum(jnp.sin(seq)) + jnp.sum(h * h[:, :1]) + jnp.sum(jnp.cos(c))
+
+    primals = (params, x, state)
+    tangents = jax.tree.map(lambda a: jnp.cos(jnp.arange(a.size, dtype=a.dtype)).reshape(a.shape), primals)
+    value_and_grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)), compiler_options=COMPILER_OPTIONS)
+    jvp = jax.jit(lambda p, t: jax.jvp(loss, p, t)[1], compiler_options=COMPILER_OPTIONS)
+    return value_and_grad(*primals), jvp(primals, tangents)
+
+
+@functools.cache
+def chunked_scan(masked, proj_size):
+    return chunked_results("scan", masked, proj_size)
+
+
+FUSED_PLANS = [p for p in PLANS if p.backward == "fused"]
+CHUNKED_CASES = [  # every fused plan; the projected LSTM in both layouts of the tangent's matmuls
+    *(pytest.param(plan, None, id=plan_id(plan)) for plan in FUSED_PLANS),
+    *(pytest.param(plan, 2, id=f"{plan_id(plan)}-projected")
+      for plan in FUSED_PLANS if plan.layout in ("batch", "features") and plan.projection == "hoisted"),
+]
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("plan, proj_size", CHUNKED_CASES)
+def test_the_fused_backward_in_chunks_gives_the_scans_gradients(plan, proj_size, masked):
+    """Several chunks and a shorter first one: gradients and a forward-mode derivative equal the scan's."""
+    (value, grads), derivative = chunked_results(plan, masked, proj_size)
+    (want, want_grads), want_derivative = chunked_scan(masked, proj_size)
+    assert_close(value, want, "float32_grad")
+    assert_close(derivative, want_derivative, "float32_grad")
+    for actual, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads), strict=True):
+        assert_close(actual, expected, "float32_grad")
+
+
 @pytest.mark.parametrize("recurrence", ["auto", "step", "fused", *(p for p in PLANS if p.chains == 1)], ids=plan_id)
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_16bit_params_match_float32_in_every_layout(dtype, recurrence):
