@@ -102,7 +102,9 @@ def _jlstm(shape, mode, dtype, **options):
     import jlstm
 
     input_dim, units = shape[2:4]
-    params = jlstm.init_params(jax.random.key(0), input_dim, units, proj_size=_projection(shape))
+    # proj_size only for a projected shape: a baseline checkout from before it existed runs the others
+    projection = {"proj_size": shape[4]} if len(shape) > 4 else {}
+    params = jlstm.init_params(jax.random.key(0), input_dim, units, **projection)
     return _jax_pair(lambda p, x: jlstm.lstm(_cast(p, dtype), x, return_sequences=True, **options), params,
                      _jax_inputs(shape), mode)
 

@@ -294,12 +294,15 @@ def _chunk_size(steps: int, batch: int, weight_rows: int) -> int:
     at speed. Beyond that, as many rows as the weights have (``I + H``), so
     that adding each chunk's weight gradients to the running sum costs little
     beside the chunk's matmuls; but no more than an eighth of the steps, so
-    that a chunk's ``dZ`` stays small beside the saved pre-activations.
+    that a chunk's ``dZ`` stays small beside the saved pre-activations. Then
+    the nearest divisor of ``steps`` up to twice that, where there is one: a
+    shorter first chunk is a second copy of the loop to compile.
     """
     def steps_for(rows: int) -> int:
         return -(-rows // batch)
 
-    return min(steps, max(steps_for(256), min(steps_for(weight_rows), -(-steps // 8))))
+    size = min(steps, max(steps_for(256), min(steps_for(weight_rows), -(-steps // 8))))
+    return next((k for k in range(size, min(steps, 2 * size) + 1) if steps % k == 0), size)
 
 
 _fused.defjvp(_fused_jvp, symbolic_zeros=True)
