@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     parser.add_argument("--input-dim", type=int, default=16)
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--chunks", nargs="+", default=["none", "1000", "100", "10"],
-                        help="remat_chunk values to compare; 'none' is the plain scan")
+                        help="remat_chunk values to compare; 'none' is the default loop, without remat_chunk")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one configuration here, print JSON
     args = parser.parse_args(argv)
     shape = (args.time, args.batch, args.input_dim, args.units)
@@ -86,7 +86,7 @@ def main(argv=None) -> None:
           "| RSS growth during the step (MiB) |")
     print("| --- | ---: | ---: | ---: |")
     for r in rows:
-        name = "None (plain scan)" if r["chunk"] is None else str(r["chunk"])
+        name = "None (the default loop)" if r["chunk"] is None else str(r["chunk"])
         print(f"| {name} | {r['temp'] / MIB:.1f} | {r['args_out'] / MIB:.1f} | {r['rss_growth'] / MIB:.1f} |")
 
 
