@@ -126,7 +126,7 @@ def lstm(
         (``grad``, ``jvp``, ``jacfwd``, ``linearize``, ``hessian``, ``vmap``).
         ``"fused"`` projects ``x_t`` inside the step and has a custom JVP
         whose transpose, in reverse mode, forms the weight gradients as a few
-        large matmuls over all steps, cuDNN's approach; ``"step"`` is the
+        large matmuls over chunks of steps, cuDNN's approach; ``"step"`` is the
         same forward pass under plain autodiff; ``"scan"`` hoists ``x W + b``
         out of the loop and is the only one that runs ``recurrent_dropout`` in
         training or ``remat_chunk``. A [`Plan`][jlstm.Plan] says how the

@@ -40,8 +40,8 @@ class Plan(NamedTuple):
         ``X W + b`` for all steps as one matmul before the loop, which then
         does only ``h R`` (cuDNN's structure). Not with ``"stacked"``.
       backward: ``"fused"``: a custom JVP whose transpose is the fused
-        backward pass (the weight gradients as a few large matmuls over all
-        steps); ``"autodiff"``: JAX differentiates the loop step by step.
+        backward pass (the weight gradients as a few large matmuls over
+        chunks of steps); ``"autodiff"``: JAX differentiates the loop step by step.
       unroll: loop steps per iteration (``lax.scan``'s ``unroll``), at least 1.
     """
 
