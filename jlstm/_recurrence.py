@@ -267,22 +267,17 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
         jnp.zeros_like(c0) if dc0 is None else dc0,
         jnp.zeros_like(h0) if masked else None,
     )
-    parts = []
     if head:
-        carry, part = chunk(carry, 0, head, None if dxs is None else dxs[:head])
-        parts.append(part)
-    if count == 1:
-        carry, part = chunk(carry, head, size, None if dxs is None else dxs[head:])
-        parts.append(part)
-    elif count:
-        dxs_chunks = None if dxs is None else dxs[head:].reshape(count, size, *dxs.shape[1:])
-        carry, part = jax.lax.scan(
-            lambda carry, inputs: chunk(carry, inputs[0], size, inputs[1]),
-            carry,
-            (head + size * jnp.arange(count), dxs_chunks),
-        )
-        parts.append(part.reshape(count * size, *part.shape[2:]))
-    dys = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+        carry, dys_head = chunk(carry, 0, head, None if dxs is None else dxs[:head])
+    dxs_chunks = None if dxs is None else dxs[head:].reshape(count, size, *dxs.shape[1:])
+    carry, dys = jax.lax.scan(  # one chunk (small shapes) compiles to the program without the outer loop
+        lambda carry, inputs: chunk(carry, inputs[0], size, inputs[1]),
+        carry,
+        (head + size * jnp.arange(count), dxs_chunks),
+    )
+    dys = dys.reshape(count * size, *dys.shape[2:])
+    if head:
+        dys = jnp.concatenate([dys_head, dys])
     dh, dc, dy = carry
     return outputs, (dys, dh, dc, dy if masked else dh)
 
