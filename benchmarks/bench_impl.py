@@ -95,7 +95,8 @@ def _cast(tree, dtype):
     return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
-@impl("jlstm", "jlstm.lstm(return_sequences=True)")
+@impl("jlstm", "jlstm.lstm(return_sequences=True), the default plan: no plan tuned or loaded, whatever a plan "
+               "cache holds (the workers' cache is an empty directory)")
 def _jlstm(shape, mode, dtype, **options):
     import jax
 

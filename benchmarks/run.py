@@ -19,6 +19,7 @@ Writes ``PREFIX.json`` (every run, machine, versions, date), ``PREFIX.md``
 
 import argparse
 import datetime
+import functools
 import importlib.metadata
 import json
 import os
@@ -68,9 +69,16 @@ def device():
 
 
 def worker_env():
-    """The environment of every worker: this one, this checkout first on the path, no accelerator preallocation."""
-    return dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false",
+    """The environment of every worker: this one, this checkout first on the path, no accelerator preallocation,
+    and an empty plan cache of this run's own, so that no column runs a plan tuned earlier on this machine (a
+    baseline checkout from before ``jlstm.load_tuned_plans`` existed read the cache by itself)."""
+    return dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false", JLSTM_CACHE_DIR=empty_plan_cache(),
                 PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(HERE), os.environ.get("PYTHONPATH")])))
+
+
+@functools.cache
+def empty_plan_cache():
+    return tempfile.mkdtemp(prefix="jlstm-bench-plans-")
 
 
 def machine():

@@ -17,6 +17,7 @@ from ._params import LSTMState as LSTMState
 from ._params import init_params as init_params
 from ._plan import Plan as Plan
 from ._plan import clear as clear_tuned_plans
+from ._plan import load as load_tuned_plans
 from ._stack import init_stacked_params as init_stacked_params
 from ._stack import stacked_lstm as stacked_lstm
 from ._torch import from_torch as from_torch
@@ -39,6 +40,7 @@ __all__ = [
     "from_torch",
     "init_params",
     "init_stacked_params",
+    "load_tuned_plans",
     "lstm",
     "lstm_cell",
     "stacked_lstm",

@@ -4,13 +4,17 @@ The loops in ``_recurrence`` receive a plan and hold only math. A plan never
 changes a result beyond float round-off: it says where the work happens,
 not what is computed. :func:`default` is a pure function of the shapes,
 dtype, backend, device count and core count; :func:`resolve` consults the
-plans recorded by :func:`jlstm.tune` first.
+plans recorded in this process first (by :func:`jlstm.tune`, or read from
+the plan file by :func:`jlstm.load_tuned_plans`, never without that call).
 """
 
+import contextlib
 import json
 import os
 import pathlib
+import tempfile
 import warnings
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import jax
@@ -160,10 +164,12 @@ def candidates(p: Problem) -> list[Plan]:
 
 
 # --- plans recorded by jlstm.tune ----------------------------------------------------------------------
+#
+# In memory: what tune(record=True) chose in this process, and what load_tuned_plans() read. On disk: one JSON
+# file that tune(persist=True) merges into and that only load_tuned_plans() reads; "auto" never opens it.
 
 FILE_VERSION = 1
 _recorded: dict[tuple, Plan] = {}
-_loaded_from: pathlib.Path | None = None
 
 
 def cache_path() -> pathlib.Path:
@@ -188,12 +194,17 @@ def device_kind() -> str:
 def record(k: tuple, plan: Plan, *, persist: bool) -> None:
     _recorded[k] = plan
     if persist:
-        _save(cache_path())
+        _merge_into(cache_path(), {k: plan})
 
 
 def recorded(p: Problem) -> Plan | None:
-    """The plan :func:`jlstm.tune` recorded for ``p``: for training if there is one, else for the forward pass."""
-    _load_once()
+    """The plan recorded in this process for ``p``: for training if there is one, else for the forward pass.
+
+    None in a job of several processes: each process times its own candidates, and SPMD needs every process
+    to trace the same program, so there ``"auto"`` runs :func:`default`, whose inputs every process shares.
+    """
+    if not _recorded or jax.process_count() > 1:
+        return None
     for mode in ("train", "forward"):
         plan = _recorded.get(key(p, mode))
         if plan is not None:
@@ -202,43 +213,129 @@ def recorded(p: Problem) -> Plan | None:
 
 
 def clear() -> None:
-    """Forgets the plans [`tune`][jlstm.tune] recorded in this process; ``"auto"`` then runs the defaults.
+    """Forgets the plans recorded in this process (by [`tune`][jlstm.tune] or [`load_tuned_plans`][jlstm.load_tuned_plans]).
 
-    The JSON file, if any, stays as it is and is not read again by this process.
+    ``recurrence="auto"`` then runs the default plans. The plan file, if
+    any, stays as it is: a later ``tune(..., persist=True)`` adds its plan
+    to the file's others, and [`load_tuned_plans`][jlstm.load_tuned_plans]
+    reads them all again.
     """
-    global _loaded_from
     _recorded.clear()
-    _loaded_from = cache_path()  # not read again
 
 
-def _load_once() -> None:
-    global _loaded_from
-    path = cache_path()
-    if _loaded_from == path:
-        return
-    _loaded_from = path
-    if not path.exists():
-        return
+def load(path: "str | os.PathLike[str] | None" = None) -> int:
+    """Reads the plans that ``tune(..., persist=True)`` wrote; ``recurrence="auto"`` runs them from then on.
+
+    ``"auto"`` never reads the file by itself: without this call a program
+    depends only on the call and the machine (shapes, dtypes, backend,
+    devices, cores), not on a file left by an earlier run. A plan matches
+    the shape, dtype, mode, device kind, core count, jax version, device
+    count and batch sharding it was tuned for; a plan recorded in this
+    process by [`tune`][jlstm.tune] wins over the file's for the same key.
+    In a job of several processes (``jax.process_count() > 1``) ``"auto"``
+    runs the default plans whatever is loaded; pass a plan as
+    ``recurrence=`` (the same in every process) to run another.
+
+    An entry this version cannot read is skipped, and a file that cannot be
+    read at all is ignored, with one ``UserWarning`` per call that says how
+    many were skipped and why.
+
+    Args:
+      path: the JSON file; None (the default): ``plans.json`` under
+        ``$JLSTM_CACHE_DIR``, else ``$XDG_CACHE_HOME/jlstm``, else ``~/.cache/jlstm``.
+
+    Returns:
+      How many plans were read (0 when there is no file).
+
+    Examples:
+      >>> import jlstm
+      >>> jlstm.load_tuned_plans("no/such/plans.json")
+      0
+    """
+    path = cache_path() if path is None else pathlib.Path(os.fspath(path))
+    entries, skipped = _read(path)
+    if skipped:
+        warnings.warn(f"jlstm.load_tuned_plans: {path}: skipped {skipped}", stacklevel=2)
+    plans = {k: plan for k, (plan, _) in entries.items() if plan is not None}
+    for k, plan in plans.items():
+        _recorded.setdefault(k, plan)
+    return len(plans)
+
+
+def _read(path: pathlib.Path) -> tuple[dict[tuple, tuple[Plan | None, dict]], str]:
+    """The file's entries, ``{key: (plan or None if unreadable, raw entry)}``, and what was skipped (or "")."""
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}, ""
+    except OSError as error:
+        return {}, f"the whole file ({type(error).__name__}: {error})"
+    try:
+        data = json.loads(text)
         if not isinstance(data, dict) or data.get("version") != FILE_VERSION:
             raise ValueError(f"version {data.get('version') if isinstance(data, dict) else None!r}, "
                              f"expected {FILE_VERSION}")
-        entries = {tuple(e["key"]): check("tune", Plan(**e["plan"])) for e in data["plans"]}
-    except Exception as error:  # noqa: BLE001 - a corrupt or stale file is ignored, never fatal
-        warnings.warn(f"jlstm: ignoring the plan cache {path} ({type(error).__name__}: {error})", stacklevel=3)
-        return
-    for k, plan in entries.items():
-        _recorded.setdefault(k, plan)
+        raw = data["plans"]
+        if not isinstance(raw, list):
+            raise TypeError("'plans' is not a list")
+    except (ValueError, KeyError, TypeError) as error:
+        return {}, f"the whole file ({type(error).__name__}: {error})"
+    entries: dict[tuple, tuple[Plan | None, dict]] = {}
+    bad: list[str] = []
+    for i, entry in enumerate(raw):
+        try:
+            k = tuple(entry["key"])
+            hash(k)
+        except (KeyError, TypeError) as error:
+            bad.append(f"entry {i} ({type(error).__name__}: {error})")
+            continue
+        try:
+            plan: Plan | None = check("load_tuned_plans", Plan(**entry["plan"]))
+        except (KeyError, TypeError, ValueError) as error:
+            bad.append(f"entry {i} ({type(error).__name__}: {error})")
+            plan = None  # kept as it is in the file, which a newer version may read
+        entries[k] = (plan, entry)
+    return entries, f"{len(bad)} unreadable entr{'y' if len(bad) == 1 else 'ies'}: {'; '.join(bad)}" if bad else ""
 
 
-def _save(path: pathlib.Path) -> None:
-    _load_once()
-    entries = [{"key": list(k), "plan": plan._asdict()} for k, plan in _recorded.items()]
+def _merge_into(path: pathlib.Path, plans: dict[tuple, Plan]) -> None:
+    """Adds ``plans`` to the file, keeping its other entries: read, merge and replace under a lock.
+
+    The lock (``fcntl.flock`` on ``plans.json.lock``, on POSIX) makes the
+    read-merge-write of two processes happen one after the other; the new
+    file is written under a unique temporary name in the same directory and
+    renamed over the old one, so a reader sees the old file or the new one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"version": FILE_VERSION, "plans": entries}, indent=1))
-    tmp.replace(path)
+    with _locked(path.with_name(path.name + ".lock")):
+        entries, _ = _read(path)
+        merged = {k: raw for k, (_, raw) in entries.items()}
+        merged.update({k: {"key": list(k), "plan": plan._asdict()} for k, plan in plans.items()})
+        text = json.dumps({"version": FILE_VERSION, "plans": list(merged.values())}, indent=1)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name + ".", suffix=".tmp",
+                                         delete=False) as tmp:
+            tmp.write(text)
+        try:
+            os.replace(tmp.name, path)
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
+
+
+@contextlib.contextmanager
+def _locked(lock_path: pathlib.Path) -> Iterator[None]:
+    """An exclusive lock on ``lock_path`` (``fcntl.flock``); no lock where there is no ``fcntl`` (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def resolve(fn: str, recurrence, p: Problem, *, plain: bool):
@@ -246,7 +343,8 @@ def resolve(fn: str, recurrence, p: Problem, *, plain: bool):
 
     ``plain``: no recurrent dropout to apply in the loop and no
     ``remat_chunk``, which only the ``"scan"`` loop runs. ``"auto"`` is the
-    plan :func:`jlstm.tune` recorded for ``p``, else :func:`default`;
+    plan recorded in this process for ``p`` (:func:`recorded`: by
+    :func:`jlstm.tune`, or read by :func:`load`), else :func:`default`;
     ``"fused"`` and ``"step"`` are :func:`default`'s layout and chains
     with the fused backward, or plain autodiff.
     """

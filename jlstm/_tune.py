@@ -69,10 +69,15 @@ def tune(
     and rounds start only while it lasts. With ``record`` the chosen plan is kept in memory, where
     ``recurrence="auto"`` finds it for the same shape, dtype, device kind,
     core count and jax version (the training plan first, then the forward
-    one); with ``persist`` also in a JSON file, ``plans.json`` under
-    ``$JLSTM_CACHE_DIR``, else ``$XDG_CACHE_HOME/jlstm``, else
-    ``~/.cache/jlstm``, which later processes read. A corrupt or stale file
-    is ignored with a warning.
+    one), in this process only, and not in a job of several processes
+    (there ``"auto"`` runs the default: pass ``recurrence=result.plan``, the
+    same in every process). With ``persist`` the plan is also added to a
+    JSON file, ``plans.json`` under ``$JLSTM_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/jlstm``, else ``~/.cache/jlstm``, keeping the file's
+    other plans (written under a lock, so processes that persist at once
+    keep each other's). A later process runs them only after
+    [`load_tuned_plans`][jlstm.load_tuned_plans]: ``"auto"`` never reads the
+    file by itself.
 
     Args:
       params: an [`LSTMParams`][jlstm.LSTMParams] (or [`LSTMPParams`][jlstm.LSTMPParams]) of arrays, or of ``jax.ShapeDtypeStruct`` (random weights
@@ -90,7 +95,7 @@ def tune(
         way when it runs out is finished).
       max_rounds: at most this many timed rounds.
       record: keep the plan for ``recurrence="auto"`` in this process.
-      persist: also write it to the JSON file above.
+      persist: also add it to the JSON file above.
       progress: show a progress bar on standard error.
 
     Returns:

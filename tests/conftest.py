@@ -84,7 +84,7 @@ def counting_tanh(traces):
 
 @pytest.fixture(scope="session", autouse=True)
 def no_tuned_plans_from_outside(tmp_path_factory):
-    """Every test sees an empty plan cache: ``recurrence="auto"`` runs the defaults unless a test tunes."""
+    """Every test sees an empty plan cache of its own: no test writes to the user's, or loads it."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JLSTM_CACHE_DIR", str(tmp_path_factory.mktemp("plan_cache")))
         jlstm.clear_tuned_plans()

@@ -8,6 +8,10 @@ plans and tune arguments: test_bad_inputs.py.
 
 import functools
 import json
+import os
+import pathlib
+import subprocess
+import sys
 import warnings
 
 import jax
@@ -275,32 +279,141 @@ def test_tune_times_given_candidates_and_auto_runs_the_recorded_plan(plan_cache)
     assert jaxpr(params, x, "auto") == jaxpr(params, x, result.default)
 
 
-def test_a_persisted_plan_is_read_by_a_new_process_and_a_bad_file_only_warns(plan_cache, monkeypatch):
-    """A cache directory this process has not read stands for a new process: its file is read at the next call."""
+def run_python(code, *, env=None, affinity=None):
+    """Starts ``python -c code`` in this checkout (a new process); the caller waits on it with ``finish``."""
+    root = str(pathlib.Path(jlstm.__file__).parent.parent)
+    if affinity is not None:
+        code = f"import os; os.sched_setaffinity(0, {set(affinity)!r})\n" + code
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=root, env={**os.environ, "PYTHONPATH": root, **(env or {})})
+
+
+def finish(process, timeout=300):
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err
+    return out
+
+
+def write_plans(path, entries):
+    """A plan file as ``tune(persist=True)`` writes it: ``entries`` is ``[(key or None, plan or dict), ...]``."""
+    plans = [{"key": None if k is None else list(k), "plan": p._asdict() if isinstance(p, jlstm.Plan) else p}
+             for k, p in entries]
+    path.write_text(json.dumps({"version": 1, "plans": plans}))
+
+
+def test_a_persisted_plan_does_not_change_a_plain_call_in_a_new_process(plan_cache):
+    """tune(persist=True), then in a fresh process a plain call runs the default plan, to the bit, until
+    load_tuned_plans() opts in."""
     params = jlstm.init_params(jax.random.key(0), 8, 16)
     x = jnp.ones((4, 12, 8))
     result = tiny_tune(params, x, candidates=[], persist=True)
-    data = json.loads((plan_cache / "plans.json").read_text())
-    # Edit the file as another process could have written it: a different plan for this key.
-    forced = jlstm.Plan(layout="features")
+    forced = jlstm.Plan(layout="features")  # what another tune could have chosen, written over the entry
     assert forced != result.default
-    data["plans"] = [{"key": list(result.key), "plan": forced._asdict()}]
+    write_plans(plan_cache / "plans.json", [(result.key, forced)])
+    code = (
+        "import json, jax, jax.numpy as jnp, numpy as np, jlstm\n"
+        "params = jlstm.init_params(jax.random.key(0), 8, 16); x = jnp.ones((4, 12, 8))\n"
+        "program = lambda r: str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x, recurrence=r))(params, x))\n"
+        "bits = lambda **r: np.asarray(jlstm.lstm(params, x, return_sequences=True, **r)).tobytes()\n"
+        f"default, forced = jlstm.Plan(**{result.default._asdict()!r}), jlstm.Plan(**{forced._asdict()!r})\n"
+        "print(json.dumps({'program': program('auto') == program(default), 'bits': bits() == bits(recurrence=default)}),"
+        "      flush=True)\n"
+        "loaded = jlstm.load_tuned_plans()\n"
+        "print(json.dumps({'loaded': loaded, 'program': program('auto') == program(forced)}))\n"
+    )
+    process = run_python(code)
+    plain = json.loads(process.stdout.readline())
+    assert plain == {"program": True, "bits": True}
+    assert json.loads(finish(process).strip().splitlines()[-1]) == {"loaded": 1, "program": True}
 
-    def new_process(name, text):
-        jlstm.clear_tuned_plans()
-        directory = plan_cache / name
-        directory.mkdir()
-        (directory / "plans.json").write_text(text)
-        monkeypatch.setenv("JLSTM_CACHE_DIR", str(directory))
 
-    new_process("edited", json.dumps(data))
-    assert jaxpr(params, x, "auto") == jaxpr(params, x, forced)
-    new_process("corrupt", "{not json")
-    with pytest.warns(UserWarning, match="ignoring the plan cache"):
+def test_load_tuned_plans_skips_unreadable_entries_with_one_warning(plan_cache):
+    params = jlstm.init_params(jax.random.key(0), 8, 16)
+    x = jnp.ones((4, 12, 8))
+    result = jlstm.tune(params, x, mode="forward", candidates=[], max_rounds=1, record=False, progress=False)
+    forced = jlstm.Plan(layout="features")
+    path = plan_cache / "plans.json"
+    other_key = (3, *result.key[1:])
+    write_plans(path, [(result.key, forced), (other_key, {"layout": "diagonal"}), (None, forced)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a plain call reads no file, so it cannot warn about one
         assert jaxpr(params, x, "auto") == jaxpr(params, x, result.default)
-    new_process("stale", json.dumps({"version": 0, "plans": []}))
-    with pytest.warns(UserWarning, match="version 0"):
-        jaxpr(params, x, "auto")
+    with pytest.warns(UserWarning, match="skipped 2 unreadable entries") as caught:
+        assert jlstm.load_tuned_plans() == 1
+    assert len(caught) == 1
+    assert jaxpr(params, x, "auto") == jaxpr(params, x, forced)
+    jlstm.clear_tuned_plans()
+    assert jaxpr(params, x, "auto") == jaxpr(params, x, result.default)
+    for text, match in (("{not json", "the whole file"), (json.dumps({"version": 0, "plans": []}), "version 0")):
+        path.write_text(text)
+        with pytest.warns(UserWarning, match=match):
+            assert jlstm.load_tuned_plans(path) == 0
+    assert jlstm.load_tuned_plans(plan_cache / "missing.json") == 0
+
+
+def test_clear_keeps_the_file_and_a_later_persist_keeps_its_plans(plan_cache):
+    """clear_tuned_plans forgets this process's plans; the file keeps every plan, old and new."""
+    params = jlstm.init_params(jax.random.key(0), 8, 16)
+    first = tiny_tune(params, jnp.ones((4, 6, 8)), candidates=[], persist=True)
+    jlstm.clear_tuned_plans()
+    second = tiny_tune(params, jnp.ones((2, 6, 8)), candidates=[], persist=True)
+    data = json.loads((plan_cache / "plans.json").read_text())
+    assert sorted(tuple(e["key"]) for e in data["plans"]) == sorted([first.key, second.key])
+    assert sorted(p.name for p in plan_cache.iterdir()) == ["plans.json", "plans.json.lock"]  # no temporary left
+
+
+def test_two_processes_that_persist_at_once_keep_each_others_plans(plan_cache):
+    """Each process tunes four shapes of its own with persist=True, both starting together: all eight stay."""
+    go = plan_cache / "go"
+    code = (
+        "import os, time, jax, jax.numpy as jnp, jlstm\n"
+        "params = jlstm.init_params(jax.random.key(0), 3, 4)\n"
+        "jlstm.lstm(params, jnp.ones((1, 2, 3)))\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+        "for batch in range(4):\n"
+        "    jlstm.tune(params, jnp.ones((1 + batch, STEPS, 3)), mode='forward', candidates=[],\n"
+        "               max_rounds=1, persist=True, progress=False)\n"
+    )
+    processes = [run_python(code.replace("STEPS", str(steps))) for steps in (2, 3)]
+    go.write_text("")
+    for process in processes:
+        finish(process)
+    keys = [tuple(e["key"]) for e in json.loads((plan_cache / "plans.json").read_text())["plans"]]
+    assert sorted((k[0], k[1]) for k in keys) == [(b, t) for b in (1, 2, 3, 4) for t in (2, 3)]
+
+
+def test_auto_ignores_recorded_plans_in_a_job_of_several_processes(plan_cache, monkeypatch):
+    """With jax.process_count() > 1, "auto" runs the default plan, whatever this process recorded or loaded."""
+    params = jlstm.init_params(jax.random.key(0), 8, 16)
+    x = jnp.ones((4, 12, 8))
+    result = jlstm.tune(params, x, mode="forward", candidates=[], max_rounds=1, record=False, progress=False)
+    forced = jlstm.Plan(layout="features")
+    write_plans(plan_cache / "plans.json", [(result.key, forced)])
+    assert jlstm.load_tuned_plans() == 1
+    assert jaxpr(params, x, "auto") == jaxpr(params, x, forced)
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    assert jaxpr(params, x, "auto") == jaxpr(params, x, result.default)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two cores to run on one or two of them")
+def test_the_default_plan_of_several_devices_does_not_depend_on_the_core_count():
+    """Processes of a multi-process job see every device, so at least two: their "auto" is the same program
+    on one core or two. On one device the core count can decide (two batch chains), which this test shows too."""
+    code = (
+        "import hashlib, jax, jax.numpy as jnp, jlstm\n"
+        "params = jlstm.init_params(jax.random.key(0), 128, 256); x = jnp.ones((32, 4, 128))\n"
+        "text = str(jax.make_jaxpr(lambda p, x: jlstm.lstm(p, x, recurrence='auto'))(params, x))\n"
+        "print(hashlib.sha256(text.encode()).hexdigest())\n"
+    )
+    runs = {}
+    for devices in (1, 2):
+        env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+        for cores in ((0,), (0, 1)):
+            runs[devices, len(cores)] = run_python(code, env=env, affinity=cores)
+    programs = {k: finish(p).strip() for k, p in runs.items()}
+    assert programs[2, 1] == programs[2, 2]
+    assert programs[1, 1] != programs[1, 2]  # the rule the shape was picked for: the test can see a difference
 
 
 def test_tune_shows_progress_and_accepts_shapes(plan_cache, capsys):
@@ -314,3 +427,17 @@ def test_tune_shows_progress_and_accepts_shapes(plan_cache, capsys):
         warnings.simplefilter("error")
         assert jaxpr(jlstm.init_params(jax.random.key(0), 8, 16), jnp.ones((4, 12, 8)), "auto") == jaxpr(
             jlstm.init_params(jax.random.key(0), 8, 16), jnp.ones((4, 12, 8)), result.default)
+
+
+def test_the_benchmarks_jlstm_column_runs_the_default_plan_whatever_the_cache_holds(plan_cache):
+    """benchmarks/run.py gives its workers an empty plan cache, and its header says the column is the default."""
+    benchmarks = str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, benchmarks)
+    try:
+        import run as bench_run
+    finally:
+        sys.path.remove(benchmarks)
+    write_plans(plan_cache / "plans.json", [])
+    cache = bench_run.worker_env()["JLSTM_CACHE_DIR"]
+    assert pathlib.Path(cache).resolve() != plan_cache.resolve() and os.listdir(cache) == []
+    assert "the default plan" in bench_run.IMPLS["jlstm"][0]
