@@ -141,3 +141,45 @@ def test_command_line_needs_no_example_extras_until_run():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _jlstm_command(*argv, hide=None):
+    """``python -m jlstm ARGV`` in a new process; with ``hide``, that module cannot be imported there."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [sys.executable, "-m", "jlstm", *argv]
+    if hide:
+        code = f"import sys; sys.modules[{hide!r}] = None; import jlstm.__main__ as m; sys.exit(m.main({list(argv)!r}))"
+        command = [sys.executable, "-c", code]
+    return subprocess.run(command, capture_output=True, text=True, cwd=root, env={**os.environ, "PYTHONPATH": root},
+                          timeout=300, check=False)
+
+
+def test_command_line_help_is_plain_text_under_its_own_name():
+    """``jlstm --help`` says ``usage: jlstm``, ``python -m jlstm --help`` its own name; no reStructuredText."""
+    helps = [_jlstm_command("--help")] + [_jlstm_command(name, "--help") for name in ("demo", "seq2seq", "figure")]
+    assert all(h.returncode == 0 for h in helps), [h.stderr for h in helps]
+    assert helps[0].stdout.startswith("usage: python -m jlstm ")
+    assert helps[2].stdout.startswith("usage: python -m jlstm seq2seq ")
+    assert not [h.stdout for h in helps if "``" in h.stdout or ":func:" in h.stdout]
+    script = os.path.join(os.path.dirname(sys.executable), "jlstm")  # the console script of this environment
+    if os.path.exists(script):
+        usage = subprocess.run([script, "figure", "--help"], capture_output=True, text=True, timeout=120, check=False)
+        assert usage.stdout.startswith("usage: jlstm figure "), usage.stderr
+
+
+def test_figure_writes_to_the_current_directory_or_out(tmp_path, monkeypatch):
+    import jlstm.__main__
+
+    monkeypatch.chdir(tmp_path)
+    assert jlstm.__main__.main(["figure"]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["how_it_works.png"]
+    assert jlstm.__main__.main(["figure", "--out", "pictures/loop.png"]) == 0
+    assert (tmp_path / "pictures" / "loop.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_command_without_its_extra_says_what_to_install(tmp_path):
+    """Without optax (hidden from the process), ``seq2seq`` names the extra that installs it."""
+    result = _jlstm_command("seq2seq", "--steps", "1", "--out", str(tmp_path), hide="optax")
+    assert result.returncode == 1, result.stderr
+    assert "needs optax" in result.stderr and 'pip install "jlstm[examples]"' in result.stderr
+    assert "Traceback" not in result.stderr

@@ -78,7 +78,7 @@ def _compare_with_keras(params, inputs, results) -> int:
     try:
         import keras
     except ImportError:
-        print("\n--keras needs keras and tensorflow: pip install 'jlstm[keras]'")
+        print('\n--keras needs Keras on TensorFlow: pip install "jlstm[keras]" tensorflow')
         return 2
     print(f"\nKeras {keras.__version__} on the {keras.backend.backend()} backend, same weights:")
     worst = 0.0

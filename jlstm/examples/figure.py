@@ -1,9 +1,11 @@
 """The picture of "Inside the loop" (docs/getting_started.md): a real ``LSTM(1)`` run on ``[0.1, 0.2, 0.3]``.
 
-``python -m jlstm figure --out docs/how_it_works.png`` steps ``jlstm.lstm_cell`` over the tutorial's input to
+``jlstm figure`` (``python -m jlstm figure``) steps ``jlstm.lstm_cell`` over the tutorial's input to
 get every ``h_t`` and ``c_t``, checks them against what ``jlstm.lstm`` returns, and draws them: the hidden
 sequence (``return_sequences=True``), the final ``h`` and ``c`` (``return_state=True``), and the reversed run
-(``go_backwards=True``), whose sequence comes back in processing order. Needs matplotlib.
+(``go_backwards=True``), whose sequence comes back in processing order. It writes ``how_it_works.png`` in the
+current directory, or ``--out``; the docs' picture is ``--out docs/how_it_works.png`` from the repository root.
+Needs matplotlib (the ``examples`` extra).
 """
 
 import argparse
@@ -144,7 +146,8 @@ def draw(params: jlstm.LSTMParams, path: str, seed: int = 0) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="docs/how_it_works.png", help="PNG to write (default %(default)s)")
+    parser.add_argument("--out", default="how_it_works.png",
+                        help="PNG to write (default: %(default)s in the current directory)")
     parser.add_argument(
         "--seed", type=int, default=0, help="PRNG seed of the weights, as in the demo (default 0)"
     )
