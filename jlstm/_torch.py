@@ -5,7 +5,7 @@ torch is imported inside the functions, so ``import jlstm`` does not need it.
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import jax.numpy as jnp
 import numpy as np
@@ -140,7 +140,19 @@ def _from_state_dict(fn: str, state: Mapping, prefix: str | None) -> list[AnyPar
     return out
 
 
-def from_torch(module_or_state_dict: Any, *, prefix: str | None = None) -> list[AnyParams]:
+@overload
+def from_torch(
+    module_or_state_dict: Any, *, prefix: str | None = None, as_list: Literal[True] = True
+) -> list[AnyParams]: ...
+
+
+@overload
+def from_torch(module_or_state_dict: Any, *, prefix: str | None = None, as_list: Literal[False]) -> AnyParams: ...
+
+
+def from_torch(
+    module_or_state_dict: Any, *, prefix: str | None = None, as_list: bool = True
+) -> list[AnyParams] | AnyParams:
     r"""Converts a PyTorch LSTM's weights to one [`LSTMParams`][jlstm.LSTMParams] per layer and direction.
 
     For each layer ``l`` and direction (``_reverse`` is the backward one):
@@ -167,26 +179,50 @@ def from_torch(module_or_state_dict: Any, *, prefix: str | None = None) -> list[
         ``batch_first``), a ``torch.nn.LSTMCell``, or a state dict of either (keys may carry a
         prefix such as ``"encoder.lstm."``).
       prefix: which LSTM to read when a state dict holds several (e.g. ``"encoder.lstm."``).
+      as_list: True (the default): always a list. False: the bare params of a module with one layer
+        and one direction (an ``LSTMCell``, or an ``LSTM`` with ``num_layers=1`` and
+        ``bidirectional=False``), which [`lstm`][jlstm.lstm] and [`lstm_cell`][jlstm.lstm_cell] take
+        as they are, as [`from_keras`][jlstm.from_keras] gives them for one layer; a ``ValueError``
+        for more.
 
     Returns:
       A list ``[l0_forward, l0_backward, l1_forward, ...]`` (no backward entries unless
-        bidirectional); a single entry for an ``LSTMCell``.
+        bidirectional), which [`stacked_lstm`][jlstm.stacked_lstm] takes; a single entry for an
+        ``LSTMCell``. With ``as_list=False``, that single entry itself.
 
     Raises:
-      ValueError: inconsistent shapes (a GRU's state dict has 3 gates) or missing keys.
+      ValueError: inconsistent shapes (a GRU's state dict has 3 gates), missing keys, or ``as_list=False``
+        for several layers or directions.
       TypeError: a GRU, RNN or any other module, a state dict entry that is not a tensor, a ``prefix``
         that is not a string.
 
     Examples:
-      >>> import torch, jlstm
+      >>> import jax, torch, jlstm
       >>> module = torch.nn.LSTM(input_size=3, hidden_size=2, num_layers=2, bidirectional=True)
       >>> params = jlstm.from_torch(module)
       >>> [p.kernel.shape for p in params]
       [(3, 8), (3, 8), (4, 8), (4, 8)]
+      >>> cell = jlstm.from_torch(torch.nn.LSTMCell(3, 2), as_list=False)  # an LSTMParams, not a list
+      >>> jlstm.lstm(cell, jax.numpy.ones((1, 5, 3))).shape
+      (1, 2)
     """
+    fn = "from_torch"
+    as_list = _validate.flag(fn, "as_list", as_list)
+    params = _from_torch(fn, module_or_state_dict, prefix)
+    if as_list:
+        return params
+    if len(params) != 1:
+        raise ValueError(
+            f"{fn}: as_list=False gives the params of one layer and one direction (an LSTMCell, or an LSTM with "
+            f"num_layers=1 and bidirectional=False), got {len(params)} (layers x directions); take the list "
+            "(as_list=True) for stacked_lstm, or one entry of it"
+        )
+    return params[0]
+
+
+def _from_torch(fn: str, module_or_state_dict: Any, prefix: str | None) -> list[AnyParams]:
     import torch
 
-    fn = "from_torch"
     if prefix is not None and not isinstance(prefix, str):
         raise TypeError(
             f"{fn}: prefix must be a string such as 'encoder.lstm.' or None, got {type(prefix).__name__}"

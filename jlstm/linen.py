@@ -91,7 +91,8 @@ class LSTM(_Config):
     ``(units, 4 * units)``, ``bias`` ``(4 * units,)``, with Keras's
     initialisers as in [`jlstm.init_params`][] (Glorot uniform, orthogonal,
     zeros with the forget gate at 1). ``LSTMParams(**variables["params"])`` is
-    the pure function's argument.
+    the pure function's argument, and [`variables_from_params`][jlstm.linen.variables_from_params]
+    the way back (weights from [`jlstm.from_keras`][] or [`jlstm.from_torch`][] into the module).
 
     ``__call__(inputs, initial_state=None, mask=None, *, deterministic=True)``
     returns what [`jlstm.lstm`][] returns for the module's flags. Dropout is
@@ -153,6 +154,49 @@ class LSTM(_Config):
     ) -> Any:
         params = in_dtype("LSTM", _declare(self, self._input_dim(inputs)), self.dtype)
         return lstm(params, inputs, initial_state=initial_state, mask=mask, **self._call_options(deterministic))
+
+
+def variables_from_params(params: AnyParams | tuple[AnyParams, AnyParams]) -> dict[str, Any]:
+    """The ``variables`` of an [`LSTM`][jlstm.linen.LSTM] or a [`Bidirectional`][jlstm.linen.Bidirectional] holding ``params``.
+
+    The inverse of ``LSTMParams(**variables["params"])``: weights from
+    [`jlstm.from_keras`][], [`jlstm.from_torch`][] or any other go into a
+    linen module's ``apply``. An [`LSTMParams`][jlstm.LSTMParams] (or
+    [`LSTMPParams`][jlstm.LSTMPParams]) gives ``{"params": {"kernel": ...,
+    "recurrent_kernel": ..., "bias": ...}}`` for an ``LSTM``; a pair
+    ``(forward, backward)`` gives ``{"params": {"forward": {...},
+    "backward": {...}}}`` for a ``Bidirectional``. The module's ``units``
+    (and ``proj_size``) must be the weights' sizes; flax checks the shapes
+    when it applies them.
+
+    Args:
+      params: an ``LSTMParams`` / ``LSTMPParams``, or a pair of them.
+
+    Returns:
+      A dict for ``module.apply(variables, inputs)``; the arrays as they are.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jlstm, jlstm.linen
+      >>> params = jlstm.init_params(jax.random.key(0), input_dim=3, units=4)
+      >>> variables = jlstm.linen.variables_from_params(params)
+      >>> x = jnp.ones((2, 5, 3))
+      >>> bool((jlstm.linen.LSTM(4).apply(variables, x) == jlstm.lstm(params, x)).all())
+      True
+    """
+    fn = "variables_from_params"
+    if isinstance(params, (LSTMParams, LSTMPParams)):
+        return {"params": _as_dict(_validate.params(fn, params))}
+    if isinstance(params, (tuple, list)) and len(params) == 2:
+        forward, backward = (_as_dict(_validate.params(fn, p, f"params[{i}]")) for i, p in enumerate(params))
+        return {"params": {"forward": forward, "backward": backward}}
+    raise TypeError(
+        f"{fn}: params must be an LSTMParams (for LSTM) or a pair (forward, backward) of them (for "
+        f"Bidirectional), got {type(params).__name__}"
+    )
+
+
+def _as_dict(params: AnyParams) -> dict[str, jax.Array]:
+    return {name: jnp.asarray(value) for name, value in zip(params._fields, params)}
 
 
 class _Weights(nn.Module):

@@ -22,6 +22,33 @@ Initializer = Callable[..., jax.Array]
 Rngs = nnx.Rngs | nnx.RngStream | jax.Array
 
 
+def _dropout_stream(rngs: nnx.Rngs) -> Any:
+    """``rngs``'s ``"dropout"`` stream, else its ``"default"`` one, forked; None if it has neither."""
+    if "dropout" in rngs or "default" in rngs:
+        return rngs["dropout"].fork()
+    return nnx.data(None)
+
+
+def _shaped_like(params: AnyParams) -> dict[str, Any]:
+    """The constructor's arguments that give ``params``'s shapes and dtype, drawing nothing costly."""
+    return {
+        "rngs": nnx.Rngs(params=0),  # the weights are replaced: no dropout stream until from_params gives one
+        "param_dtype": params.kernel.dtype,
+        "proj_size": params.projection_kernel.shape[1] if isinstance(params, LSTMPParams) else None,
+        "kernel_init": jax.nn.initializers.zeros,
+        "recurrent_kernel_init": jax.nn.initializers.zeros,
+    }
+
+
+def _from_params_options(cls: str, options: dict[str, Any]) -> None:
+    """``from_params`` takes the sizes, the dtype and the weights from the params: refuses them as options."""
+    fixed = {"input_dim", "units", "proj_size", "param_dtype", "kernel_init", "recurrent_kernel_init",
+             "unit_forget_bias"}
+    given = sorted(fixed & set(options))
+    if given:
+        raise TypeError(f"{cls}.from_params: {', '.join(given)} come from params, not from the options")
+
+
 class _Weights(nnx.Module):
     """One direction's parameters as ``nnx.Param`` s, drawn with Keras's initialisers."""
 
@@ -48,6 +75,14 @@ class _Weights(nnx.Module):
             init = half_safe(torch_projection(units))
             self.projection_kernel = nnx.Param(init(rngs.params(), (units, proj_size), param_dtype))
 
+    def _load(self, params: AnyParams) -> None:
+        """Replaces the parameters with ``params`` (checked to have this direction's shapes by the caller)."""
+        self.kernel = nnx.Param(jnp.asarray(params.kernel))
+        self.recurrent_kernel = nnx.Param(jnp.asarray(params.recurrent_kernel))
+        self.bias = nnx.Param(jnp.asarray(params.bias))
+        if isinstance(params, LSTMPParams):
+            self.projection_kernel = nnx.Param(jnp.asarray(params.projection_kernel))
+
     @property
     def params(self) -> AnyParams:
         """The parameters as the pure function takes them."""
@@ -60,12 +95,25 @@ class _Weights(nnx.Module):
 class _Layer(nnx.Module):
     """What both modules hold besides parameters: the options, flax's ``dtype`` and the dropout stream."""
 
+    def _use_dropout_stream(self, fn: str, rngs: nnx.Rngs | None) -> None:
+        """After ``from_params``: the dropout stream from ``rngs`` (if any, and if there is dropout)."""
+        if rngs is None:
+            return
+        if not isinstance(rngs, nnx.Rngs):
+            raise TypeError(f"{fn}: rngs must be an nnx.Rngs, such as nnx.Rngs(dropout=0), or None, got "
+                            f"{type(rngs).__name__}")
+        if self.options["dropout"] > 0 or self.options["recurrent_dropout"] > 0:
+            self.rngs = _dropout_stream(rngs)
+
     def _configure(self, cls: str, arguments: dict[str, Any]) -> None:
         """Checks the constructor's own ``arguments`` (its ``locals()``) and keeps the options.
 
         The options themselves are checked by the pure function at call time.
         """
         _validate.positive_int(cls, "input_dim", arguments["input_dim"])
+        if not isinstance(arguments["rngs"], nnx.Rngs):
+            raise TypeError(f"{cls}: rngs must be an nnx.Rngs, such as nnx.Rngs(0), got "
+                            f"{type(arguments['rngs']).__name__}")
         dropout, recurrent_dropout = arguments["dropout"], arguments["recurrent_dropout"]
         check_config(
             cls, units=arguments["units"], param_dtype=arguments["param_dtype"],
@@ -75,7 +123,7 @@ class _Layer(nnx.Module):
         self.dtype = arguments["dtype"]
         self.options = _options.pick(arguments)
         with_dropout = dropout > 0 or recurrent_dropout > 0
-        self.rngs = arguments["rngs"]["dropout"].fork() if with_dropout else nnx.data(None)
+        self.rngs = _dropout_stream(arguments["rngs"]) if with_dropout else nnx.data(None)
 
     def _training(self, deterministic: bool | None, rngs: Rngs | None) -> dict[str, Any]:
         """``training`` and ``key`` for the pure function: dropout only when not deterministic."""
@@ -85,13 +133,21 @@ class _Layer(nnx.Module):
         training = not deterministic and (self.options["dropout"] > 0 or self.options["recurrent_dropout"] > 0)
         key = None
         if training:
-            rngs = self.rngs if rngs is None else rngs
-            if isinstance(rngs, nnx.Rngs):
-                key = rngs["dropout"]()
-            elif isinstance(rngs, nnx.RngStream):
-                key = rngs()
+            cls = type(self).__name__
+            stream = self.rngs if rngs is None else rngs
+            if isinstance(stream, nnx.Rngs):
+                stream = stream["dropout"] if "dropout" in stream or "default" in stream else None
+            if isinstance(stream, nnx.RngStream):
+                key = stream()
+            elif stream is not None:
+                key = stream
             else:
-                key = rngs
+                rates = f"dropout={self.options['dropout']}, recurrent_dropout={self.options['recurrent_dropout']}"
+                raise ValueError(
+                    f"{cls}: rngs: {rates} with deterministic=False draws its masks from a 'dropout' (or "
+                    f"'default') rng stream, and there is none: pass rngs=nnx.Rngs(dropout=1) (an nnx.Rngs, an "
+                    f"RngStream or a key) to the call, or give the constructor rngs=nnx.Rngs(params=0, dropout=1)"
+                )
         return {"training": training, "key": key}
 
 
@@ -108,9 +164,12 @@ class LSTM(_Weights, _Layer):
     Dropout is applied only when not deterministic: ``deterministic`` at call
     time wins over the attribute, which is True unless set otherwise, by the
     constructor or by ``model.train()`` (``model.eval()`` sets it back). Its key
-    comes from ``rngs`` at call time if given, else from the ``"dropout"``
-    stream forked at construction (``rngs`` falls back to its ``default``
-    stream when it has no ``dropout`` one).
+    comes from ``rngs`` at call time if given, as with flax's ``nnx.Dropout``,
+    else from the ``"dropout"`` stream forked at construction (``rngs`` falls
+    back to its ``default`` stream when it has no ``dropout`` one); with
+    neither, such a call raises a ``ValueError`` that says what to pass.
+    [`from_params`][jlstm.nnx.LSTM.from_params] builds the module around
+    given weights (from [`jlstm.from_keras`][] or [`jlstm.from_torch`][]).
 
     The options ``return_sequences``, ``return_state``, ``go_backwards``, ``time_major``,
     ``activation``, ``recurrent_activation``, ``unroll``, ``remat_chunk``, ``recurrence``, ``dropout``
@@ -179,6 +238,37 @@ class LSTM(_Weights, _Layer):
             self, input_dim, units, rngs=rngs, unit_forget_bias=unit_forget_bias, param_dtype=param_dtype,
             kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init, proj_size=proj_size,
         )
+
+    @classmethod
+    def from_params(cls, params: AnyParams, *, rngs: nnx.Rngs | None = None, **options: Any) -> "LSTM":
+        """An ``LSTM`` that holds ``params``: weights from [`jlstm.from_keras`][], [`jlstm.from_torch`][] or any other.
+
+        ``input_dim``, ``units``, ``proj_size`` and ``param_dtype`` are read
+        from ``params`` (an [`LSTMParams`][jlstm.LSTMParams] or
+        [`LSTMPParams`][jlstm.LSTMPParams]), whose arrays become the
+        ``nnx.Param`` values as they are. ``model.params`` gives them back.
+
+        Args:
+          params: the weights.
+          rngs: only for dropout: its ``"dropout"`` (or ``"default"``)
+            stream, as in the constructor. None: the key comes at call time.
+          **options: the constructor's other keyword arguments
+            (``return_sequences``, ``dropout``, ``dtype``, ...).
+
+        Examples:
+          >>> import jax, jax.numpy as jnp, jlstm, jlstm.nnx
+          >>> params = jlstm.init_params(jax.random.key(0), input_dim=3, units=4)
+          >>> model = jlstm.nnx.LSTM.from_params(params, return_sequences=True)
+          >>> x = jnp.ones((2, 5, 3))
+          >>> bool((model(x) == jlstm.lstm(params, x, return_sequences=True)).all())
+          True
+        """
+        _from_params_options("LSTM", options)
+        params = _validate.params("LSTM.from_params", params)
+        model = cls(params.input_dim, params.units, **_shaped_like(params), **options)
+        model._load(params)
+        model._use_dropout_stream("LSTM.from_params", rngs)
+        return model
 
     def __call__(
         self,
@@ -264,6 +354,48 @@ class Bidirectional(_Layer):
         self.merge_mode = merge_mode
         self.forward = _Weights(input_dim, units, **init)
         self.backward = _Weights(input_dim, units, **init)
+
+    @classmethod
+    def from_params(
+        cls, params: tuple[AnyParams, AnyParams], *, rngs: nnx.Rngs | None = None, **options: Any
+    ) -> "Bidirectional":
+        """A ``Bidirectional`` that holds ``params``, a pair ``(forward, backward)`` of the same sizes.
+
+        As [`LSTM.from_params`][jlstm.nnx.LSTM.from_params]: the pair that
+        [`jlstm.from_keras`][] returns for a ``Bidirectional`` layer, or
+        [`jlstm.from_torch`][]'s list for a one-layer bidirectional
+        ``torch.nn.LSTM``; ``model.forward.params`` and
+        ``model.backward.params`` give them back.
+
+        Examples:
+          >>> import jax, jax.numpy as jnp, jlstm, jlstm.nnx
+          >>> pair = [jlstm.init_params(jax.random.key(k), input_dim=3, units=4) for k in (0, 1)]
+          >>> model = jlstm.nnx.Bidirectional.from_params(pair, merge_mode="sum")
+          >>> x = jnp.ones((2, 5, 3))
+          >>> bool((model(x) == jlstm.bidirectional(*pair, x, merge_mode="sum")).all())
+          True
+        """
+        fn = "Bidirectional.from_params"
+        _from_params_options("Bidirectional", options)
+        if isinstance(params, (LSTMParams, LSTMPParams)) or not (
+            isinstance(params, (tuple, list)) and len(params) == 2
+        ):
+            raise TypeError(
+                f"{fn}: params must be a pair (forward, backward) of LSTMParams, as from_keras returns for a "
+                f"Bidirectional layer, got {type(params).__name__}"
+            )
+        forward, backward = (_validate.params(fn, p, f"params[{i}]") for i, p in enumerate(params))
+        shapes = [[(a.shape, a.dtype) for a in p] for p in (forward, backward)]
+        if type(forward) is not type(backward) or shapes[0] != shapes[1]:
+            raise ValueError(
+                f"{fn}: params: the two directions must have the same shapes and dtype, got forward "
+                f"{[(tuple(s), str(d)) for s, d in shapes[0]]} and backward {[(tuple(s), str(d)) for s, d in shapes[1]]}"
+            )
+        model = cls(forward.input_dim, forward.units, **_shaped_like(forward), **options)
+        model.forward._load(forward)
+        model.backward._load(backward)
+        model._use_dropout_stream(fn, rngs)
+        return model
 
     def __call__(
         self,

@@ -386,3 +386,78 @@ def test_nnx_optax_training_lowers_loss(name):
         train_step(model, optimizer)
     model.eval()
     assert loss(model) < 0.9 * before
+
+
+def test_converted_weights_go_into_the_linen_and_nnx_modules():
+    """from_torch's weights in both flax APIs: LSTM, projected LSTM and Bidirectional give torch's outputs, and
+    the nnx modules give them back unchanged."""
+    torch = pytest.importorskip("torch")
+    x, _, _, _ = data()
+    modules = {
+        "lstm": (torch.nn.LSTM(INPUT_DIM, 5, batch_first=True), {}),
+        "projected": (torch.nn.LSTM(INPUT_DIM, 5, proj_size=2, batch_first=True), {"proj_size": 2}),
+        "bidirectional": (torch.nn.LSTM(INPUT_DIM, 5, bidirectional=True, batch_first=True), {}),
+    }
+    for name, (module, options) in modules.items():
+        expected = module(torch.from_numpy(x))[0].detach().numpy()
+        params = jlstm.from_torch(module)
+        if name == "bidirectional":
+            linen_model = jlstm.linen.Bidirectional(5, return_sequences=True)
+            nnx_model = jlstm.nnx.Bidirectional.from_params(params, return_sequences=True)
+            back = [nnx_model.forward.params, nnx_model.backward.params]
+        else:
+            params = jlstm.from_torch(module, as_list=False)
+            linen_model = jlstm.linen.LSTM(5, return_sequences=True, **options)
+            nnx_model = jlstm.nnx.LSTM.from_params(params, return_sequences=True)
+            back = nnx_model.params
+        y = linen_model.apply(jlstm.linen.variables_from_params(params), x)
+        assert_close(y, expected)
+        assert_same(nnx_model(x), y)
+        assert_same(back, params)
+        assert type(back) is type(params)
+
+
+def test_from_params_takes_the_options_and_refuses_what_comes_from_the_params():
+    x, mask, _, _ = data()
+    params, other = random_params(0), random_params(1)
+    kw = {"dropout": 0.3, "return_sequences": True, "go_backwards": True}
+    model = jlstm.nnx.LSTM.from_params(params, rngs=nnx.Rngs(dropout=3), **kw)
+    key = nnx.Rngs(dropout=3)["dropout"].fork()()  # the first key the module's forked stream draws
+    assert_same(model(x, mask=mask), jlstm.lstm(params, x, mask=mask, **kw))
+    assert_same(model(x, deterministic=False), jlstm.lstm(params, x, training=True, key=key, **kw))
+    bf16 = jlstm.nnx.LSTM.from_params(jax.tree.map(lambda a: a.astype(jnp.bfloat16), params))
+    assert bf16.kernel.dtype == jnp.bfloat16
+    with pytest.raises(TypeError, match="units come from params"):
+        jlstm.nnx.LSTM.from_params(params, units=4)
+    with pytest.raises(TypeError, match="params must be a pair"):
+        jlstm.nnx.Bidirectional.from_params(params)
+    with pytest.raises(ValueError, match="the same shapes"):
+        jlstm.nnx.Bidirectional.from_params((params, jlstm.init_params(jax.random.key(0), INPUT_DIM, 2)))
+    with pytest.raises(TypeError, match="variables_from_params: params must be an LSTMParams"):
+        jlstm.linen.variables_from_params([params])
+    variables = jlstm.linen.variables_from_params((params, other))
+    assert_same(jlstm.linen.Bidirectional(UNITS).apply(variables, x), jlstm.bidirectional(params, other, x))
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "Bidirectional"])
+def test_nnx_dropout_without_a_stream_says_what_to_pass(cls):
+    """An nnx.Rngs without a "dropout" (or "default") stream builds the module; a call that drops out then needs
+    rngs, and a ValueError says so; given at call time, the key is used as the pure function uses it."""
+    x, _, _, _ = data()
+    key = jax.random.key(4)
+    model = getattr(jlstm.nnx, cls)(INPUT_DIM, UNITS, rngs=nnx.Rngs(params=0), dropout=0.5)
+    model(x)  # deterministic: no key needed
+    model.train()
+    with pytest.raises(ValueError, match=r"rngs: .*pass rngs=nnx.Rngs\(dropout=1\)"):
+        model(x)
+    with pytest.raises(ValueError, match="rngs"):
+        model(x, rngs=nnx.Rngs(params=1))
+    if cls == "LSTM":
+        pure = jlstm.lstm(model.params, x, dropout=0.5, training=True, key=key)
+    else:
+        pure = jlstm.bidirectional(model.forward.params, model.backward.params, x, dropout=0.5, training=True,
+                                   key=key)
+    assert_same(model(x, rngs=key), pure)
+    assert_same(model(x, rngs=nnx.Rngs(dropout=key)), model(x, rngs=nnx.Rngs(dropout=key)))
+    with pytest.raises(TypeError, match="rngs must be an nnx.Rngs"):
+        getattr(jlstm.nnx, cls)(INPUT_DIM, UNITS, rngs=0)

@@ -412,3 +412,22 @@ def test_to_torch_writes_nothing_when_it_refuses_a_projection_mismatch():
     assert all(torch.equal(p, b) for p, b in zip(module.parameters(), before, strict=True))
     jlstm.to_torch(good, module)  # the right list is written
     assert_bit_identical(jlstm.from_torch(module), good)
+
+
+def test_as_list_false_gives_the_bare_params_of_one_layer():
+    """A one-layer, one-direction module (or a cell) converts to params that lstm takes as they are."""
+    x = _random(2, 6, 3)
+    module = torch.nn.LSTM(3, 4, batch_first=True)
+    params = jlstm.from_torch(module, as_list=False)
+    assert isinstance(params, jlstm.LSTMParams)
+    assert_bit_identical(params, jlstm.from_torch(module)[0])
+    assert_close(jlstm.lstm(params, x, return_sequences=True), module(torch.from_numpy(x))[0].detach().numpy())
+    cell = torch.nn.LSTMCell(3, 4)
+    assert_bit_identical(jlstm.from_torch(cell.state_dict(), as_list=False), jlstm.from_torch(cell)[0])
+    projected = jlstm.from_torch(torch.nn.LSTM(3, 4, proj_size=2), as_list=False)
+    assert isinstance(projected, jlstm.LSTMPParams)
+    for several in (torch.nn.LSTM(3, 4, num_layers=2), torch.nn.LSTM(3, 4, bidirectional=True)):
+        with pytest.raises(ValueError, match=r"as_list=False .* got 2"):
+            jlstm.from_torch(several, as_list=False)
+    with pytest.raises(TypeError, match="as_list must be a Python bool"):
+        jlstm.from_torch(module, as_list="no")
