@@ -158,6 +158,36 @@ def nnx(cls, input_dim=I, units=H, call_kw=None, **kw):
     return call
 
 
+def nnx_module(cls, call=False, **kw):
+    """An nnx module built from ``nnx.Rngs(params=0)`` (no dropout stream), and called if ``call``."""
+
+    def run():
+        from flax import nnx
+
+        import jlstm.nnx
+
+        options = {"rngs": nnx.Rngs(params=0)} | kw
+        module = getattr(jlstm.nnx, cls)(I, H, **options)
+        return module(X) if call else module
+
+    return run
+
+
+def from_params(cls, params, **kw):
+    def run():
+        import jlstm.nnx
+
+        return getattr(jlstm.nnx, cls).from_params(params, **kw)
+
+    return run
+
+
+def linen_variables(params):
+    import jlstm.linen
+
+    return jlstm.linen.variables_from_params(params)
+
+
 class Case(NamedTuple):
     name: str  # the test id
     function: str  # the name the message starts with
@@ -613,6 +643,11 @@ CASES = [
         "prefix", "int"),
     bad("from_torch prefix of nothing", "from_torch", "prefix", ValueError,
         lambda: jlstm.from_torch(torch_module().state_dict(), prefix="enc."), "prefix 'enc.'", "names no key"),
+    bad("from_torch as_list a string", "from_torch", "as_list", TypeError,
+        lambda: jlstm.from_torch(torch_module(), as_list="no"), "as_list", "Python bool", "'no'"),
+    bad("from_torch as_list=False for two layers", "from_torch", "as_list", ValueError,
+        lambda: jlstm.from_torch(torch_module("LSTM", I, H, num_layers=2), as_list=False),
+        "as_list=False gives the params of one layer and one direction", "got 2", "as_list=True"),
     # to_torch
     bad("to_torch a dict", "to_torch", "params_list", TypeError, lambda: jlstm.to_torch(P._asdict(), torch_module()),
         "params_list must be a list of LSTMParams", "dict"),
@@ -694,6 +729,27 @@ CASES = [
         nnx("Bidirectional", recurrent_dropout=-0.5), "recurrent_dropout", "-0.5"),
     bad("nnx Bidirectional state of two", "bidirectional", "initial_state", ValueError,
         nnx("Bidirectional", call_kw={"initial_state": S}), "initial_state", "length 2"),
+    bad("nnx rngs a seed", "LSTM", "rngs", TypeError, nnx_module("LSTM", rngs=0), "rngs must be an nnx.Rngs", "int"),
+    bad("nnx dropout without a dropout stream", "LSTM", "rngs", ValueError,
+        nnx_module("LSTM", call=True, dropout=0.5, deterministic=False), "rngs", "dropout=0.5",
+        "pass rngs=nnx.Rngs(dropout=1)"),
+    bad("nnx Bidirectional dropout without a dropout stream", "Bidirectional", "rngs", ValueError,
+        nnx_module("Bidirectional", call=True, recurrent_dropout=0.5, deterministic=False), "rngs",
+        "recurrent_dropout=0.5", "rngs=nnx.Rngs(params=0, dropout=1)"),
+    # the flax modules around given weights
+    bad("nnx from_params units", "LSTM.from_params", "units", TypeError, from_params("LSTM", P, units=H),
+        "units come from params"),
+    bad("nnx from_params a list", "LSTM.from_params", "params", TypeError, from_params("LSTM", [P]), "params", "list"),
+    bad("nnx from_params a bias too long", "LSTM.from_params", "bias", ValueError,
+        from_params("LSTM", P._replace(bias=jnp.zeros(4 * H + 1))), "bias", "(17,)"),
+    bad("nnx Bidirectional from_params one direction", "Bidirectional.from_params", "params", TypeError,
+        from_params("Bidirectional", P), "params must be a pair (forward, backward)", "LSTMParams"),
+    bad("nnx Bidirectional from_params other sizes", "Bidirectional.from_params", "params", ValueError,
+        from_params("Bidirectional", (P, P_NEXT)), "the same shapes", "forward", "backward"),
+    bad("linen variables_from_params a dict", "variables_from_params", "params", TypeError,
+        lambda: linen_variables(P._asdict()), "params must be an LSTMParams", "dict"),
+    bad("linen variables_from_params a bias too long", "variables_from_params", "params[1].bias", ValueError,
+        lambda: linen_variables((P, P._replace(bias=jnp.zeros(4 * H + 1)))), "params[1].bias", "(17,)"),
 ]
 
 
