@@ -55,6 +55,64 @@ class Plan(NamedTuple):
     backward: str = "fused"
     unroll: int = 1
 
+    @classmethod
+    def default_for(
+        cls,
+        params,
+        inputs,
+        *,
+        backend: str | None = None,
+        time_major: bool = False,
+        devices: int | None = None,
+        cores: int | None = None,
+    ) -> "Plan":
+        """The plan ``recurrence="auto"`` runs for ``params`` and ``inputs`` on ``backend``, when none is tuned.
+
+        ``"auto"`` resolves its plan when it is traced, from the backend it
+        is traced on, so a program exported with ``jax.export`` on a CPU
+        carries the CPU plan, whatever platforms it is lowered for. To
+        export the program a GPU or TPU would run, trace it with this plan:
+        ``recurrence=Plan.default_for(params, x, backend="cuda")``. Every
+        plan gives the same numbers to float round-off.
+
+        Args:
+          params: an [`LSTMParams`][jlstm.LSTMParams] or [`LSTMPParams`][jlstm.LSTMPParams]
+            (arrays, or ``jax.ShapeDtypeStruct``s).
+          inputs: the inputs ``lstm`` will receive, or their ``jax.ShapeDtypeStruct``.
+          backend: ``"cpu"``, ``"gpu"`` (or ``"cuda"``, ``"rocm"``), ``"tpu"``;
+            None: the default backend of this process.
+          time_major: as in [`lstm`][jlstm.lstm].
+          devices: the device count the program will see; None: this
+            process's for its own backend, else 1.
+          cores: the CPU cores it will run on; None: this process's.
+
+        Returns:
+          The [`Plan`][jlstm.Plan].
+
+        Examples:
+          >>> import jax, jax.numpy as jnp, jlstm
+          >>> params = jlstm.init_params(jax.random.key(0), input_dim=8, units=16)
+          >>> x = jax.ShapeDtypeStruct((4, 20, 8), jnp.float32)
+          >>> jlstm.Plan.default_for(params, x, backend="cuda")
+          Plan(layout='batch', chains=1, projection='hoisted', backward='fused', unroll=1)
+        """
+        here = jax.default_backend()
+        backend = here if backend is None else str(backend)
+        platform = {"cuda": "gpu", "rocm": "gpu"}.get(backend, backend)
+        if platform not in ("cpu", "gpu", "tpu"):
+            raise ValueError(f"Plan.default_for: backend must be 'cpu', 'gpu', 'cuda', 'rocm' or 'tpu', got {backend!r}")
+        here = {"cuda": "gpu", "rocm": "gpu"}.get(here, here)
+        batch_axis = 1 if time_major else 0
+        shape = tuple(inputs.shape)
+        if len(shape) != 3:
+            raise ValueError(f"Plan.default_for: inputs must have 3 axes, got shape {shape}")
+        return default(Problem(
+            batch=int(shape[batch_axis]), time=int(shape[1 - batch_axis]), input_dim=int(shape[2]),
+            units=int(params.units), dtype=np.dtype(params.kernel.dtype).name, backend=platform,
+            devices=int(devices) if devices is not None else (jax.device_count() if platform == here else 1),
+            cores=int(cores) if cores is not None else _machine_cores(), batch_sharded=False,
+        ))
+
 
 def check(fn: str, plan: Plan) -> Plan:
     """Checks each field of a plan: a wrong type is a ``TypeError``, a wrong value a ``ValueError``."""
@@ -103,12 +161,14 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+_machine_cores = cores  # under a name that Plan.default_for's argument does not hide
+
+
 def problem(inputs, units: int, dtype, *, time_major: bool) -> Problem:
     """The :class:`Problem` of ``inputs`` (an array or tracer) for a layer of ``units``."""
     batch_axis = 1 if time_major else 0
     shape = inputs.shape
-    spec = jax.typeof(inputs).sharding.spec
-    sharded = len(spec) > batch_axis and spec[batch_axis] is not None
+    sharded = explicitly_sharded(inputs, batch_axis)
     return Problem(
         batch=int(shape[batch_axis]), time=int(shape[1 - batch_axis]), input_dim=int(shape[2]),
         units=int(units), dtype=np.dtype(dtype).name, backend=jax.default_backend(),
@@ -141,6 +201,30 @@ def default(p: Problem) -> Plan:
         and p.batch >= 32 and p.batch % 2 == 0 and 1e7 <= flops <= 6e7
     )
     return Plan(layout=layout, chains=2 if split else 1)
+
+
+def explicitly_sharded(a, axis: int) -> bool:
+    """Whether ``axis`` of ``a`` (an array or tracer) is sharded in its type (an Explicit mesh axis)."""
+    spec = jax.typeof(a).sharding.spec
+    return len(spec) > axis and spec[axis] is not None
+
+
+def batch_may_be_sharded(a, axis: int) -> bool:
+    """Whether the loops must keep ``axis`` of ``a`` (the batch) whole: sharded in its type, or several devices.
+
+    Under an Auto mesh nothing in the traced types says whether the batch is
+    sharded, so with more than one device the loops assume it may be. Then
+    the fused backward forms its weight gradients over time and batch as two
+    axes rather than one merged axis, and batch chains take every other row
+    rather than halves: a reshape that merges time with a sharded batch, or
+    a slice that cuts across its shards, makes XLA's partitioner move the
+    batch between devices (``benchmarks/RESULTS.md``, "Data parallelism
+    moves only gradients"). On one device the merged axis and contiguous
+    halves are the faster forms on XLA's CPU backend ("How the loop runs on
+    CPU"). Every process of a job sees the same device count, so every
+    process traces the same program.
+    """
+    return explicitly_sharded(a, axis) or jax.device_count() > 1
 
 
 def candidates(p: Problem) -> list[Plan]:

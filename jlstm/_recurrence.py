@@ -71,7 +71,8 @@ def run(
     Returns ``(final state, last output (B, H), outputs (T, B, H))``.
     """
     features = plan.layout == "features"
-    scan = functools.partial(_chained_scan, chains=plan.chains, unroll=plan.unroll)
+    interleaved = _plan.batch_may_be_sharded(xs, 1)
+    scan = functools.partial(_chained_scan, chains=plan.chains, unroll=plan.unroll, interleaved=interleaved)
     finish = functools.partial(elementwise, activation, recurrent_activation, plan.layout)
     h0, c0 = initial_state
     if features:  # features first: (T, I, B) inputs, (H, B) state
@@ -154,18 +155,18 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     # The weight and input terms are formed with time and batch as one axis of a batch-first matmul, so that
     # once transposed, XLA's CPU backend contracts them without copying dZ (or, features first, with one copy
     # of it to batch first, which costs less than a matmul over a transposed dZ): benchmarks/RESULTS.md, "How
-    # the loop runs on CPU". Under explicit sharding, time and a sharded batch do not merge.
-    sharded = _axis_sharded(xs, batch_axis)
-    whole = (layout if features else "batch") if sharded else "batch"
+    # the loop runs on CPU". On several devices they stay apart, so that a sharded batch stays sharded.
+    merged = not _plan.batch_may_be_sharded(xs, batch_axis)
+    whole = "batch" if merged or not features else "features"
 
     def rows(a):  # (K, B, n), or features first (K, n, B) -> (K * B, n)
-        if a is None or sharded:
+        if a is None or not merged:
             return a
         a = jnp.swapaxes(a, 1, 2) if features else a
         return a.reshape(-1, a.shape[-1])
 
     def unrows(a, size):  # (K * B, n) -> (K, B, n), or features first (K, n, B)
-        if sharded:
+        if not merged:
             return a
         a = a.reshape(size, batch, a.shape[-1])
         return jnp.swapaxes(a, 1, 2) if features else a
@@ -307,35 +308,40 @@ def _zero(tangent) -> bool:
     return isinstance(tangent, SymbolicZero)
 
 
-def _axis_sharded(a: jax.Array, axis: int) -> bool:
-    """Whether ``axis`` of ``a`` is explicitly sharded (sharding in types)."""
-    spec = jax.typeof(a).sharding.spec
-    return len(spec) > axis and spec[axis] is not None
-
-
-def _chained_scan(body, carry, xs, *, chains: int, unroll: int | bool, reverse: bool = False):
+def _chained_scan(body, carry, xs, *, chains: int, unroll: int | bool, interleaved: bool = False):
     """``lax.scan(body, carry, xs)`` run as ``chains`` independent scans over slices of the batch.
 
     The carry's leaves have the batch first and ``xs``'s leaves have it
     second, after time. The slices advance in one loop, one body each per
     step, with no data shared between them, so XLA's CPU runtime executes
-    them concurrently on different cores.
+    them concurrently on different cores. A slice is a contiguous block of
+    rows, or with ``interleaved`` every ``chains``-th row, which keeps each
+    slice sharded like the batch when the batch may be split over devices.
     """
     if chains == 1:
-        return jax.lax.scan(body, carry, xs, reverse=reverse, unroll=unroll)
+        return jax.lax.scan(body, carry, xs, unroll=unroll)
     batch = jax.tree.leaves(carry)[0].shape[0]  # a multiple of chains
     size = batch // chains
-    carries = tuple(jax.tree.map(lambda a, k=k: a[k * size : (k + 1) * size], carry) for k in range(chains))
-    # Each step reads its slices from one (chains, size, ...) block and writes one: no strided copies.
-    xs_split = jax.tree.map(lambda a: a.reshape(a.shape[0], chains, size, *a.shape[2:]), xs)
+    axis = 1 if interleaved else 0  # of the carry's (chains, size) or (size, chains) rows
+
+    def split(a, lead):  # a's batch axis, after ``lead`` axes, into (chains, size) or (size, chains)
+        shape = (size, chains) if interleaved else (chains, size)
+        return a.reshape(*a.shape[:lead], *shape, *a.shape[lead + 1 :])
+
+    def pick(a, k):  # slice k of a split batch
+        return jax.lax.index_in_dim(a, k, axis, keepdims=False)
+
+    carries = tuple(jax.tree.map(lambda a, k=k: pick(split(a, 0), k), carry) for k in range(chains))
+    # Each step reads its slices from one block and writes one: no strided copies when contiguous.
+    xs_split = jax.tree.map(lambda a: split(a, 1), xs)
 
     def bodies(carries, xs_t):
-        xs_parts = [jax.tree.map(lambda a, k=k: a[k], xs_t) for k in range(chains)]
+        xs_parts = [jax.tree.map(lambda a, k=k: pick(a, k), xs_t) for k in range(chains)]
         results = [body(c, x) for c, x in zip(carries, xs_parts)]
-        return tuple(r[0] for r in results), jax.tree.map(lambda *y: jnp.stack(y), *(r[1] for r in results))
+        return tuple(r[0] for r in results), jax.tree.map(lambda *y: jnp.stack(y, axis=axis), *(r[1] for r in results))
 
-    carries, ys = jax.lax.scan(bodies, carries, xs_split, reverse=reverse, unroll=unroll)
-    carry = jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *carries)
+    carries, ys = jax.lax.scan(bodies, carries, xs_split, unroll=unroll)
+    carry = jax.tree.map(lambda *a: jnp.stack(a, axis=axis).reshape(batch, *a[0].shape[1:]), *carries)
     return carry, jax.tree.map(lambda a: a.reshape(a.shape[0], batch, *a.shape[3:]), ys)
 
 
