@@ -7,6 +7,7 @@ those frameworks only when called.
 
 from ._bidirectional import bidirectional as bidirectional
 from ._cell import lstm_cell as lstm_cell
+from ._init import init_params as init_params
 from ._keras import KerasLSTMLayer as KerasLSTMLayer
 from ._keras import from_keras as from_keras
 from ._keras import to_keras as to_keras
@@ -14,7 +15,6 @@ from ._layer import lstm as lstm
 from ._params import LSTMParams as LSTMParams
 from ._params import LSTMPParams as LSTMPParams
 from ._params import LSTMState as LSTMState
-from ._params import init_params as init_params
 from ._plan import Plan as Plan
 from ._plan import clear as clear_tuned_plans
 from ._plan import load as load_tuned_plans

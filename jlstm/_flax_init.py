@@ -7,7 +7,8 @@ import jax
 import jax.numpy as jnp
 
 from . import _dropout, _validate
-from ._params import AnyParams, check_proj_size
+from ._params import AnyParams
+from ._validate import projection_size
 
 Initializer = Callable[..., jax.Array]
 
@@ -60,7 +61,7 @@ def check_config(
 ) -> None:
     """The module options that only the module reads (the others are checked by the pure function)."""
     _validate.positive_int(cls, "units", units)
-    check_proj_size(cls, proj_size, units)
+    projection_size(cls, proj_size, units)
     _dropout.rate(cls, "dropout", dropout)
     _dropout.rate(cls, "recurrent_dropout", recurrent_dropout)
     _validate.floating_dtype(cls, "param_dtype", param_dtype)

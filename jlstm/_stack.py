@@ -8,7 +8,8 @@ import jax.numpy as jnp
 
 from . import _bidirectional, _dropout, _layer, _options, _validate
 from ._cell import Activation
-from ._params import AnyParams, LSTMParams, check_init, check_proj_size, init_params, output_dim
+from ._init import init_params
+from ._params import AnyParams, LSTMParams, output_dim
 from ._plan import Plan
 
 
@@ -253,13 +254,13 @@ def init_stacked_params(
       [(3, 16), (4, 16), (4, 16)]
     """
     fn = "init_stacked_params"
-    input_dim, units, unit_forget_bias = check_init(fn, key, input_dim, units, dtype, unit_forget_bias)
+    input_dim, units, unit_forget_bias = _validate.init_arguments(fn, key, input_dim, units, dtype, unit_forget_bias)
     num_layers = _validate.positive_int(fn, "num_layers", num_layers)
     bidirectional = _validate.flag(fn, "bidirectional", bidirectional)
     if bidirectional:
         merge_mode = _merge_mode(fn, merge_mode)
     directions = 2 if bidirectional else 1
-    proj_size = check_proj_size(fn, proj_size, units)
+    proj_size = _validate.projection_size(fn, proj_size, units)
     width = (proj_size or units) * (2 if bidirectional and merge_mode == "concat" else 1)
     keys = jax.random.split(key, num_layers * directions)
     return [

@@ -248,3 +248,26 @@ def function(fn: str, name: str, value: Any) -> Any:
     if not callable(value):
         raise TypeError(f"{fn}: {name} must be a callable such as jnp.tanh, got {value!r:.60}")
     return value
+
+
+def init_arguments(fn: str, random_key: jax.Array, input_dim: int, units: int, dtype, unit_forget_bias: bool):
+    """Checks :func:`init_params`' arguments for ``fn``; returns ``(input_dim, units, unit_forget_bias)``."""
+    key(fn, random_key)
+    input_dim = positive_int(fn, "input_dim", input_dim)
+    units = positive_int(fn, "units", units)
+    floating_dtype(fn, "dtype", dtype)
+    return input_dim, units, flag(fn, "unit_forget_bias", unit_forget_bias)
+
+
+def projection_size(fn: str, proj_size: object, units: int) -> int | None:
+    """``proj_size``: None, or an int ``P`` with ``0 < P < units`` (PyTorch's rule), else a ``ValueError``."""
+    if proj_size is None:
+        return None
+    if isinstance(proj_size, (bool, np.bool_)) or not isinstance(proj_size, (int, np.integer)):
+        raise ValueError(  # noqa: TRY004 - PyTorch's rule for proj_size: a ValueError for any wrong value
+f"{fn}: proj_size must be None or an int with 0 < proj_size < units, got {proj_size!r:.60}")
+    if not 0 < proj_size < units:
+        raise ValueError(
+            f"{fn}: proj_size must be None or an int with 0 < proj_size < units ({units}), got {proj_size}"
+        )
+    return int(proj_size)

@@ -96,3 +96,25 @@ def run(command, cwd=None):
     result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300, check=False)
     assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
     return result.stdout
+
+
+def test_the_package_has_no_import_circle():
+    """Each module of jlstm imports only modules below it: the import graph of ``from . import`` has no cycle."""
+    import ast
+
+    package = pathlib.Path(jlstm.__file__).parent
+    graph = {}
+    for path in package.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported.update([node.module] if node.module else [a.name for a in node.names])
+        graph[path.stem] = imported & {p.stem for p in package.glob("*.py")}
+
+    def cycle_from(module, trail):
+        if module in trail:
+            return [*trail[trail.index(module):], module]
+        return next((c for m in sorted(graph[module]) if (c := cycle_from(m, [*trail, module]))), None)
+
+    cycles = [c for module in sorted(graph) if (c := cycle_from(module, []))]
+    assert not cycles, f"import circles: {cycles}"
