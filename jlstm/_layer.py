@@ -135,7 +135,12 @@ def lstm(
         [`tune`][jlstm.tune] recorded for these shapes, else the default plan
         for the shapes and the machine, and ``"scan"`` where only the scan
         applies; ``"fused"`` and ``"step"`` take the default plan's layout
-        and chains with that backward.
+        and chains with that backward. ``"auto"`` resolves when the call is
+        traced, from the backend it is traced on: under ``jax.export`` on a
+        CPU it is the CPU plan, whatever platforms the program is lowered
+        for; pass ``recurrence=Plan.default_for(params, inputs, backend="cuda")``
+        (see [`Plan.default_for`][jlstm.Plan.default_for]) to export the plan
+        a GPU or TPU would run.
 
     Returns:
       ``output`` if not ``return_state``, else ``(output, h, c)``.
