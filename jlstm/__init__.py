@@ -8,6 +8,7 @@ those frameworks only when called.
 from ._bidirectional import bidirectional as bidirectional
 from ._cell import lstm_cell as lstm_cell
 from ._init import init_params as init_params
+from ._init import zero_state as zero_state
 from ._keras import KerasLSTMLayer as KerasLSTMLayer
 from ._keras import from_keras as from_keras
 from ._keras import to_keras as to_keras
@@ -47,4 +48,5 @@ __all__ = [
     "to_keras",
     "to_torch",
     "tune",
+    "zero_state",
 ]

@@ -45,10 +45,17 @@ def lstm_cell(
       activation: applied to the candidate and to the new cell state.
       recurrent_activation: applied to the input, forget and output gates.
 
+    Dtypes: the step computes in the dtype policy of [`lstm`][jlstm.lstm]
+    (operands in the params' dtype, products and gates in the state dtype,
+    float32 for 16-bit params), then returns ``h'`` and ``c'`` in the dtypes
+    ``state`` came in, so that a ``lax.scan`` carry keeps its type: a
+    bfloat16 state stays bfloat16, a float64 one (``jax_enable_x64``) stays
+    float64. [`zero_state`][jlstm.zero_state] builds a first state.
+
     Returns:
-      ``(state', h')``: the new state, in the container ``state`` came in
-        (an [`LSTMState`][jlstm.LSTMState], a tuple or a list, so that the carry of a
-        ``lax.scan`` keeps its type), and the output, which is ``h'``.
+      ``(state', h')``: the new state, in the container and dtypes ``state``
+        came in (an [`LSTMState`][jlstm.LSTMState], a tuple or a list, so that the
+        carry of a ``lax.scan`` keeps its type), and the output, which is ``h'``.
 
     Raises:
       ValueError: a wrong shape or count: ``x`` or ``state`` not of the
@@ -60,7 +67,7 @@ def lstm_cell(
     Examples:
       >>> import jax, jax.numpy as jnp, jlstm
       >>> params = jlstm.init_params(jax.random.key(0), input_dim=3, units=2)
-      >>> state = jlstm.LSTMState(jnp.zeros((1, 2)), jnp.zeros((1, 2)))
+      >>> state = jlstm.zero_state(params, batch=1)
       >>> state, y = jlstm.lstm_cell(params, state, jnp.ones((1, 3)))
       >>> bool((y == state.h).all()), y.shape
       (True, (1, 2))
@@ -68,12 +75,14 @@ def lstm_cell(
     params = _validate.params("lstm_cell", params)
     x = _validate.array("lstm_cell", "x", x, (None, params.input_dim))
     h, c = _validate.state("lstm_cell", "state", state, x.shape[0], params)
+    carried = tuple(jnp.result_type(v) for v in state)  # the carry goes back in the dtypes it came in
     activation = _validate.function("lstm_cell", "activation", activation)
     recurrent_activation = _validate.function("lstm_cell", "recurrent_activation", recurrent_activation)
     # x W + b, then h R: the order of the loops in lstm, which project all inputs first.
     x_proj = projection("batch", params.kernel, None, params.bias, h.dtype)(x, None)
     z = x_proj + projection("batch", None, params.recurrent_kernel, None, h.dtype)(None, h)
     h, c, _ = elementwise(activation, recurrent_activation, "batch", z, h, c, None, None, projection_kernel_of(params))
+    h, c = h.astype(carried[0]), c.astype(carried[1])
     if isinstance(state, LSTMState):
         return LSTMState(h, c), h
     return ([h, c] if isinstance(state, list) else (h, c)), h

@@ -1,4 +1,4 @@
-"""Keras's default initialisation of a layer's parameters."""
+"""A layer's first values: Keras's default initialisation of its parameters, and the zero state."""
 
 from typing import overload
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate
-from ._params import AnyParams, LSTMParams, LSTMPParams
+from ._params import AnyParams, LSTMParams, LSTMPParams, LSTMState, output_dim, state_dtype
 
 
 @overload
@@ -82,3 +82,38 @@ def init_params(
     bound = 1 / np.sqrt(units)
     projection = jax.random.uniform(jax.random.fold_in(key, 2), (units, proj_size), draw, -bound, bound)
     return LSTMPParams(*(a.astype(dtype) for a in [*arrays, projection]))
+
+
+def zero_state(params: AnyParams, batch: int, *, dtype=None) -> LSTMState:
+    """The state a sequence starts from when ``initial_state`` is None: ``h`` and ``c`` all zeros.
+
+    ``h`` is ``(batch, units)``, or ``(batch, proj_size)`` for projected
+    params; ``c`` is ``(batch, units)``. Their dtype is the state dtype of
+    ``params`` (float32 for 16-bit params, else the params' dtype; see
+    [`lstm`][jlstm.lstm]) unless ``dtype`` says otherwise. It is the first carry of a
+    ``lax.scan`` over [`lstm_cell`][jlstm.lstm_cell], which returns the carry in
+    the dtypes it receives.
+
+    Args:
+      params: an [`LSTMParams`][jlstm.LSTMParams] or [`LSTMPParams`][jlstm.LSTMPParams].
+      batch: the number of rows, a positive int.
+      dtype: a floating dtype for both arrays; None: the state dtype.
+
+    Returns:
+      An [`LSTMState`][jlstm.LSTMState].
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jlstm
+      >>> params = jlstm.init_params(jax.random.key(0), input_dim=3, units=4, proj_size=2)
+      >>> state = jlstm.zero_state(params, batch=5, dtype=jnp.bfloat16)
+      >>> state.h.shape, state.c.shape, state.h.dtype
+      ((5, 2), (5, 4), dtype(bfloat16))
+    """
+    fn = "zero_state"
+    params = _validate.params(fn, params)
+    batch = _validate.positive_int(fn, "batch", batch)
+    if dtype is None:
+        dtype = state_dtype(params.kernel.dtype)
+    else:
+        _validate.floating_dtype(fn, "dtype", dtype)
+    return LSTMState(jnp.zeros((batch, output_dim(params)), dtype), jnp.zeros((batch, params.units), dtype))
