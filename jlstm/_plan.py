@@ -352,7 +352,7 @@ def _read(path: pathlib.Path) -> tuple[dict[tuple, tuple[Plan | None, dict]], st
         text = path.read_text()
     except FileNotFoundError:
         return {}, ""
-    except OSError as error:
+    except (OSError, ValueError) as error:  # unreadable, or not text
         return {}, f"the whole file ({type(error).__name__}: {error})"
     try:
         data = json.loads(text)
