@@ -55,7 +55,7 @@ def step(params, carry, x):
     z = x @ params.kernel + h @ params.recurrent_kernel + params.bias
     z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
     i, f, o = jax.nn.sigmoid(z_i), jax.nn.sigmoid(z_f), jax.nn.sigmoid(z_o)
-    c = f * c + i * jnp.tanh(z_g)  # forget some of the old memory, write some new
+    c = f * c + i * jnp.tanh(z_g)  # forget some old memory, write some new
     h = o * jnp.tanh(c)  # show part of the memory as the output
     return (h, c), h
 
@@ -84,19 +84,22 @@ print("h after one step:\n", h1)
 
 # %%
 state, y = jlstm.lstm_cell(params, jlstm.LSTMState(zeros, zeros), xs[:, 0])
-print("largest difference from jlstm.lstm_cell:", float(jnp.max(jnp.abs(state.h - h1))))
+print("largest difference:", float(jnp.max(jnp.abs(state.h - h1))))
 
 # %% [markdown]
 # ## 2. The loop is `lax.scan`
 #
 # `jax.lax.scan(f, carry, xs)` calls `f(carry, x)` for each `x` along the first axis of `xs`, threads the carry
 # through, and stacks the outputs. The step already has that signature once the weights are bound, so the layer
-# is three lines. `scan` walks over the first axis, so we put time first and back again.
+# is a few lines. `scan` walks over the first axis, so we put time first and back again.
 
 # %%
 def my_lstm(params, xs):
-    carry0 = (jnp.zeros((xs.shape[0], params.units)), jnp.zeros((xs.shape[0], params.units)))
-    (h, c), ys = jax.lax.scan(lambda carry, x: step(params, carry, x), carry0, jnp.swapaxes(xs, 0, 1))
+    zeros = jnp.zeros((xs.shape[0], params.units))
+    xs_time_first = jnp.swapaxes(xs, 0, 1)
+    (h, c), ys = jax.lax.scan(
+        lambda carry, x: step(params, carry, x), (zeros, zeros), xs_time_first
+    )
     return jnp.swapaxes(ys, 0, 1), h, c
 
 
@@ -107,10 +110,10 @@ print("outputs:", sequence.shape, " final h:", h.shape, " final c:", c.shape)
 # `jlstm.lstm` with both flags on returns the same three things. Compare all three:
 
 # %%
-ref_sequence, ref_h, ref_c = jlstm.lstm(params, xs, return_sequences=True, return_state=True)
-for name, mine, ref in [("sequence", sequence, ref_sequence), ("h", h, ref_h), ("c", c, ref_c)]:
-    print(f"{name:8s} largest difference {float(jnp.max(jnp.abs(mine - ref))):.1e}")
-assert jnp.allclose(sequence, ref_sequence, atol=1e-6) and jnp.allclose(c, ref_c, atol=1e-6)
+reference = jlstm.lstm(params, xs, return_sequences=True, return_state=True)
+for name, mine, ref in zip(["sequence", "h", "c"], (sequence, h, c), reference):
+    print(f"{name:8s} largest difference {jnp.max(jnp.abs(mine - ref)):.1e}")
+    assert jnp.allclose(mine, ref, atol=1e-6)
 
 # %% [markdown]
 # Differences of order `1e-7` are float32 rounding: `jlstm.lstm` adds the same numbers in another order (it
@@ -137,8 +140,10 @@ FLAGS = [
 ]
 results = [jlstm.lstm(params1, x1, **flags) for flags in FLAGS]
 for flags, result in zip(FLAGS, results):
+    print(flags)
     parts = result if isinstance(result, tuple) else (result,)
-    print(f"{flags!s:50s} ->", ", ".join(f"{np.asarray(p).ravel()} {p.shape}" for p in parts))
+    for part in parts:
+        print(f"    {np.asarray(part).ravel()!s:28s} shape {part.shape}")
 
 # %% [markdown]
 # Look at the numbers: the default output is the *last* element of the sequence, and it is also `h`. The output
@@ -148,11 +153,14 @@ for flags, result in zip(FLAGS, results):
 # last step from it: you get exactly the result of running all three steps at once.
 
 # %%
-_, h_two, c_two = jlstm.lstm(params1, x1[:, :2], return_state=True)
-_, h_rest, c_rest = jlstm.lstm(params1, x1[:, 2:], initial_state=(h_two, c_two), return_state=True)
+_, h2, c2 = jlstm.lstm(params1, x1[:, :2], return_state=True)
+_, h3, c3 = jlstm.lstm(
+    params1, x1[:, 2:], initial_state=(h2, c2), return_state=True
+)
 _, h_all, c_all = results[2]
-print("two steps, then one more:", np.asarray(h_rest).ravel(), "  all three at once:", np.asarray(h_all).ravel())
-assert jnp.allclose(h_rest, h_all, atol=1e-7) and jnp.allclose(c_rest, c_all, atol=1e-7)
+print("two steps, then one more:", np.asarray(h3).ravel())
+print("all three at once:       ", np.asarray(h_all).ravel())
+assert jnp.allclose(h3, h_all, atol=1e-7) and jnp.allclose(c3, c_all, atol=1e-7)
 
 # %% [markdown]
 # ### The same four, in Keras
@@ -163,24 +171,25 @@ assert jnp.allclose(h_rest, h_all, atol=1e-7) and jnp.allclose(c_rest, c_all, at
 
 # %%
 if importlib.util.find_spec("tensorflow") is None:
-    print("TensorFlow is not installed: skipping the comparison with Keras (pip install 'jlstm[keras]').")
+    print("TensorFlow is not installed: skipping the comparison with Keras.")
 else:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # quiet TensorFlow's start-up log,
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # and its note about oneDNN's rounding
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # quiet start-up log
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # no oneDNN notice
     import keras
 
-    worst = 0.0
+    print("Keras", keras.__version__)
     for flags, ours in zip(FLAGS, results):
         layer = keras.layers.LSTM(1, **flags)
         layer.build(x1.shape)
         layer.set_weights([np.asarray(w) for w in params1])
         theirs = layer(np.asarray(x1))
-        pairs = zip(ours, theirs) if flags.get("return_state") else [(ours, theirs)]
-        diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in pairs)
-        worst = max(worst, diff)
-        print(f"Keras {keras.__version__}, {flags!s:50s} largest difference {diff:.1e}")
-    assert worst < 1e-6
+        if not flags.get("return_state"):
+            ours, theirs = [ours], [theirs]
+        pairs = zip(ours, theirs)
+        diff = max(np.max(np.abs(a - np.asarray(b))) for a, b in pairs)
+        print(f"{flags!s:48s} largest difference {diff:.1e}")
+        assert diff < 1e-6
 
 # %% [markdown]
 # ## 4. A pure function can be transformed
@@ -193,7 +202,8 @@ else:
 
 # %%
 fast_lstm = jax.jit(lambda params, xs: jlstm.lstm(params, xs))
-print("jit gives the same output:", bool(jnp.allclose(fast_lstm(params, xs), jlstm.lstm(params, xs), atol=1e-6)))
+difference = jnp.max(jnp.abs(fast_lstm(params, xs) - jlstm.lstm(params, xs)))
+print(f"jit: largest difference {difference:.1e}")
 
 # %% [markdown]
 # **`grad`** differentiates a scalar function of the weights. Here a squared-error loss against a target of
@@ -206,7 +216,7 @@ def loss(params, xs, target):
 
 target = jnp.zeros((2, 4))
 grads = jax.grad(loss)(params, xs, target)
-print(type(grads).__name__, {name: g.shape for name, g in zip(grads._fields, grads)})
+print(type(grads).__name__, {n: g.shape for n, g in zip(grads._fields, grads)})
 
 # %% [markdown]
 # Is it right? Nudge one weight by a small `eps` both ways and look at the change of the loss (a central
@@ -217,7 +227,8 @@ eps = 1e-3
 nudge = jnp.zeros_like(params.kernel).at[0, 0].set(eps)
 up = loss(params._replace(kernel=params.kernel + nudge), xs, target)
 down = loss(params._replace(kernel=params.kernel - nudge), xs, target)
-print(f"grad: {float(grads.kernel[0, 0]):.6f}   finite difference: {float((up - down) / (2 * eps)):.6f}")
+print(f"grad:              {grads.kernel[0, 0]:.6f}")
+print(f"finite difference: {(up - down) / (2 * eps):.6f}")
 
 # %% [markdown]
 # **`vmap`** turns a function of one thing into a function of a batch of things. Here the "thing" is a whole
@@ -226,16 +237,22 @@ print(f"grad: {float(grads.kernel[0, 0]):.6f}   finite difference: {float((up - 
 
 # %%
 keys = jax.random.split(jax.random.key(7), 16)
-many_params = jax.vmap(lambda k: jlstm.init_params(k, input_dim=3, units=4))(keys)
+many_params = jax.vmap(
+    lambda k: jlstm.init_params(k, input_dim=3, units=4)
+)(keys)
 many_outputs = jax.vmap(lambda p: jlstm.lstm(p, xs))(many_params)
-print("kernel of each set:", many_params.kernel.shape, "  outputs:", many_outputs.shape)
+print("kernels:", many_params.kernel.shape, " outputs:", many_outputs.shape)
 
 # %% [markdown]
 # The same as a Python loop over the 16 sets, one call at a time:
 
 # %%
-one_by_one = jnp.stack([jlstm.lstm(jax.tree.map(lambda a, n=n: a[n], many_params), xs) for n in range(16)])
-print("largest difference from the loop:", float(jnp.max(jnp.abs(many_outputs - one_by_one))))
+one_by_one = []
+for n in range(16):
+    params_n = jax.tree.map(lambda a, n=n: a[n], many_params)  # the n-th set
+    one_by_one.append(jlstm.lstm(params_n, xs))
+difference = jnp.max(jnp.abs(many_outputs - jnp.stack(one_by_one)))
+print("largest difference from the loop:", float(difference))
 
 # %% [markdown]
 # ## 5. Forward mode: how much does the start still matter?
@@ -257,17 +274,25 @@ inputs = jax.random.normal(jax.random.key(3), (1, T_MAX, 4))
 
 
 def final_carry(params, carry0, steps):
-    mask = (jnp.arange(T_MAX) < steps)[None]  # (batch, time): True for the first `steps` steps
+    mask = (jnp.arange(T_MAX) < steps)[None]  # True for the first `steps`
     h0, c0 = carry0[:, :UNITS], carry0[:, UNITS:]
-    _, h, c = jlstm.lstm(params, inputs, initial_state=(h0, c0), mask=mask, return_state=True)
+    _, h, c = jlstm.lstm(
+        params, inputs, initial_state=(h0, c0), mask=mask, return_state=True
+    )
     return jnp.concatenate([h, c], axis=-1)  # (1, 2 * UNITS)
 
 
 def jacobian(params, steps):
     carry0 = jnp.zeros((1, 2 * UNITS))
-    directions = jnp.eye(2 * UNITS)[:, None, :]  # one unit vector per row, each shaped like carry0
-    columns = jax.vmap(lambda t: jax.jvp(lambda s: final_carry(params, s, steps), (carry0,), (t,))[1])(directions)
-    return columns[:, 0, :].T  # J[i, j] = d final_i / d initial_j
+
+    def f(carry):
+        return final_carry(params, carry, steps)
+
+    def column(t):  # J @ t, in one forward pass
+        return jax.jvp(f, (carry0,), (t,))[1]
+
+    directions = jnp.eye(2 * UNITS)[:, None, :]  # unit vectors, like carry0
+    return jax.vmap(column)(directions)[:, 0, :].T  # J[i, j] = d out_i / d in_j
 
 # %% [markdown]
 # Check it against `jax.jacfwd`, JAX's ready-made forward-mode Jacobian (built on the same `jvp`):
@@ -275,8 +300,10 @@ def jacobian(params, steps):
 # %%
 lstm_params = jlstm.init_params(jax.random.key(1), input_dim=4, units=UNITS)
 J = jacobian(lstm_params, 10)
-J_ref = jax.jacfwd(lambda s: final_carry(lstm_params, s, 10))(jnp.zeros((1, 2 * UNITS)))[0, :, 0, :]
-print("J is", J.shape, "  largest difference from jax.jacfwd:", float(jnp.max(jnp.abs(J - J_ref))))
+carry0 = jnp.zeros((1, 2 * UNITS))
+J_ref = jax.jacfwd(lambda s: final_carry(lstm_params, s, 10))(carry0)
+J_ref = J_ref[0, :, 0, :]  # drop the batch axes of 1
+print("J:", J.shape, " largest difference:", float(jnp.max(jnp.abs(J - J_ref))))
 
 # %% [markdown]
 # The singular values of `J` say how much it stretches or shrinks each direction of the initial carry. We compute
@@ -290,24 +317,27 @@ print("J is", J.shape, "  largest difference from jax.jacfwd:", float(jnp.max(jn
 # %%
 @jax.jit
 def singular_values(params):
-    lengths = jnp.arange(1, T_MAX + 1)
-    return jax.vmap(lambda n: jnp.linalg.svd(jacobian(params, n), compute_uv=False))(lengths)
+    def at_length(n):
+        return jnp.linalg.svd(jacobian(params, n), compute_uv=False)
+
+    return jax.vmap(at_length)(jnp.arange(1, T_MAX + 1))
 
 
-def forget_bias(params, value):
-    return params._replace(bias=params.bias.at[UNITS:2 * UNITS].set(value))  # the f block of (i, f, g, o)
+def forget_bias(params, value):  # the f block of the gates (i, f, g, o)
+    return params._replace(bias=params.bias.at[UNITS:2 * UNITS].set(value))
 
 
+loud = lstm_params._replace(recurrent_kernel=8 * lstm_params.recurrent_kernel)
 variants = {
     "Keras's initialisation": lstm_params,
     "forget gate open (bias +5)": forget_bias(lstm_params, 5.0),
     "forget gate shut (bias -3)": forget_bias(lstm_params, -3.0),
-    "recurrent kernel x 8, gate open": forget_bias(lstm_params._replace(
-        recurrent_kernel=8 * lstm_params.recurrent_kernel), 5.0),
+    "recurrent kernel x 8, gate open": forget_bias(loud, 5.0),
 }
 spectra = {name: np.asarray(singular_values(p)) for name, p in variants.items()}
+print("largest singular value after    1 step  10 steps 100 steps")
 for name, s in spectra.items():
-    print(f"{name:34s} largest singular value after 1, 10, 100 steps: {s[0, 0]:9.2e} {s[9, 0]:9.2e} {s[99, 0]:9.2e}")
+    print(f"{name:31s} {s[0, 0]:8.2e} {s[9, 0]:8.2e} {s[99, 0]:8.2e}")
 
 # %% [markdown]
 # The plot: on the left the largest singular value for each set of weights, on the right every singular value for
@@ -319,12 +349,13 @@ lengths = np.arange(1, T_MAX + 1)
 for name, s in spectra.items():
     left.semilogy(lengths, np.maximum(s[:, 0], 1e-30), label=name)
 left.axhline(1.0, color="gray", lw=0.8, ls="--")
-left.set(xlabel="sequence length T", ylabel="largest singular value of J", ylim=(1e-12, 1e4),
-         title="How much the initial carry still matters")
+left.set(xlabel="sequence length T", ylabel="largest singular value of J",
+         ylim=(1e-12, 1e4), title="How much the initial carry still matters")
 left.legend(fontsize=8)
-right.semilogy(lengths, np.maximum(spectra["Keras's initialisation"], 1e-30), color="tab:blue", lw=0.8)
-right.set(xlabel="sequence length T", ylabel="singular values of J", ylim=(1e-12, 1e1),
-          title="All 16 singular values, Keras's initialisation")
+keras_init = np.maximum(spectra["Keras's initialisation"], 1e-30)
+right.semilogy(lengths, keras_init, color="tab:blue", lw=0.8)
+right.set(xlabel="sequence length T", ylabel="singular values of J",
+          ylim=(1e-12, 1e1), title="Every singular value, Keras's init")
 fig.tight_layout()
 plt.show()
 

@@ -46,9 +46,11 @@ import jlstm.nnx
 
 # %%
 digits = load_digits()
-images = (digits.images / 16.0).astype(np.float32)  # (1797, 8, 8): (image, row = time step, column = feature)
+images = (digits.images / 16.0).astype(np.float32)  # (image, row, column)
 labels = digits.target
-x_train, x_test, y_train, y_test = train_test_split(images, labels, test_size=0.25, stratify=labels, random_state=0)
+x_train, x_test, y_train, y_test = train_test_split(
+    images, labels, test_size=0.25, stratify=labels, random_state=0
+)
 print("train:", x_train.shape, " test:", x_test.shape)
 
 # %% [markdown]
@@ -80,7 +82,10 @@ class RowReader(nnx.Module):
             self.lstm = jlstm.nnx.Bidirectional(8, units, rngs=rngs)
             width = 2 * units
         else:
-            self.lstm = jlstm.nnx.LSTM(8, units, go_backwards=direction == "bottom to top", rngs=rngs)
+            backwards = direction == "bottom to top"
+            self.lstm = jlstm.nnx.LSTM(
+                8, units, go_backwards=backwards, rngs=rngs
+            )
             width = units
         self.head = nnx.Linear(width, 10, rngs=rngs)
 
@@ -100,7 +105,9 @@ print("logits for two images:", model(x_train[:2]).shape)
 
 # %%
 def loss_fn(model, images, labels):
-    return optax.softmax_cross_entropy_with_integer_labels(model(images), labels).mean()
+    logits = model(images)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return losses.mean()
 
 
 @nnx.jit
@@ -129,17 +136,20 @@ def train(direction, seed=0):
     model = RowReader(96, direction, rngs=nnx.Rngs(seed))
     steps = EPOCHS * (len(x_train) // BATCH)
     schedule = optax.cosine_decay_schedule(1e-2, steps)
-    optimizer = nnx.Optimizer(model, optax.adamw(schedule, weight_decay=1e-4), wrt=nnx.Param)
-    order_rng = np.random.default_rng(seed)
+    adamw = optax.adamw(schedule, weight_decay=1e-4)
+    optimizer = nnx.Optimizer(model, adamw, wrt=nnx.Param)
+    shuffle = np.random.default_rng(seed)
     history = {"loss": [], "test accuracy": []}
     for _ in range(EPOCHS):
-        order = order_rng.permutation(len(x_train))
+        order = shuffle.permutation(len(x_train))
         losses = []
         for start in range(0, len(order) - BATCH + 1, BATCH):
             batch = order[start:start + BATCH]
-            losses.append(train_step(model, optimizer, x_train[batch], y_train[batch]))
+            loss = train_step(model, optimizer, x_train[batch], y_train[batch])
+            losses.append(loss)
+        test_accuracy = np.mean(predict(model, x_test) == y_test)
         history["loss"].append(float(np.mean(losses)))
-        history["test accuracy"].append(float(np.mean(predict(model, x_test) == y_test)))
+        history["test accuracy"].append(float(test_accuracy))
     return model, history
 
 
@@ -155,7 +165,8 @@ print(f"trained in {time.perf_counter() - start:.1f} s")
 # %%
 predictions = np.asarray(predict(model, x_test))
 accuracy = float(np.mean(predictions == y_test))
-print(f"held-out accuracy: {accuracy:.2%} ({np.sum(predictions == y_test)} of {len(y_test)} test images)")
+correct = int(np.sum(predictions == y_test))
+print(f"held-out accuracy: {accuracy:.2%} ({correct} of {len(y_test)} images)")
 assert accuracy >= 0.96, accuracy
 
 # %% [markdown]
@@ -166,16 +177,17 @@ assert accuracy >= 0.96, accuracy
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
 epochs = np.arange(1, EPOCHS + 1)
 left.semilogy(epochs, history["loss"])
-left.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="Training loss")
+left.set(xlabel="epoch", ylabel="cross-entropy", title="Training loss")
 right.plot(epochs, history["test accuracy"])
 right.axhline(0.96, color="gray", ls="--", lw=0.8)
-right.set(xlabel="epoch", ylabel="accuracy", ylim=(0.8, 1.0), title="Test accuracy")
+right.set(xlabel="epoch", ylabel="accuracy", ylim=(0.8, 1.0),
+          title="Test accuracy")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# What to look at: the loss falls fast in the first few epochs and then keeps falling slowly, towards zero, as
-# the learning rate decays. The test accuracy climbs above the dashed 96% line within the first part of training
+# What to look at: the loss falls fast in the first few epochs, jumps back up now and then while the learning
+# rate is still large (a step overshoots), and settles towards zero as the learning rate decays. The test accuracy climbs above the dashed 96% line within the first part of training
 # and then wobbles in a narrow band: beyond that point the model mostly gets better at the training images, not
 # at new ones.
 #
@@ -187,7 +199,9 @@ plt.show()
 wrong = np.flatnonzero(predictions != y_test)
 columns = 8
 rows = max(1, -(-len(wrong) // columns))
-fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.6), squeeze=False)
+fig, axes = plt.subplots(
+    rows, columns, figsize=(columns * 1.2, rows * 1.9), squeeze=False
+)
 for ax in axes.ravel():
     ax.axis("off")
 for ax, n in zip(axes.ravel(), wrong):
@@ -198,8 +212,9 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Look at them the way the LSTM does, one row at a time: many are digits whose rows look alike at the start
-# (1, 7 and 4, or 8 and 9), or badly written digits that a person would hesitate over too.
+# Look at them the way the LSTM does, one row at a time. Which would you have got right? Some would make a person
+# hesitate too. For the others, cover an image from the bottom up and see how many rows it takes before it could
+# only be the true digit: the LSTM has to carry what it saw in the top rows all the way down.
 #
 # ## Which way to read?
 #
@@ -216,10 +231,11 @@ def count_params(model):
     return sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-print(f"{'reading':15s} {'parameters':>10s} {'held-out accuracy':>18s} {'errors':>7s}")
+print(f"{'reading':15s} {'parameters':>10s} {'accuracy':>9s} {'errors':>7s}")
 for direction, (m, _) in results.items():
-    correct = np.asarray(predict(m, x_test)) == y_test
-    print(f"{direction:15s} {count_params(m):10,d} {correct.mean():18.2%} {np.sum(~correct):7d}")
+    hits = np.asarray(predict(m, x_test)) == y_test
+    print(f"{direction:15s} {count_params(m):10,d} {hits.mean():9.2%} "
+          f"{np.sum(~hits):7d}")
 
 # %% [markdown]
 # What to look at: the number of errors in each row. Reading bottom to top or both ways may well make fewer

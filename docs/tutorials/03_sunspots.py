@@ -42,7 +42,8 @@ import jlstm
 data = sm.datasets.sunspots.load_pandas().data
 years = data["YEAR"].to_numpy().astype(int)
 counts = data["SUNACTIVITY"].to_numpy()
-print(f"{len(counts)} years, {years[0]} to {years[-1]}; counts from {counts.min():.0f} to {counts.max():.0f}")
+print(f"{len(counts)} years, {years[0]} to {years[-1]}")
+print(f"counts from {counts.min():.0f} to {counts.max():.0f}")
 
 # %% [markdown]
 # A forecast is used on years that come *after* the data it learned from, so we test it the same way. We cut the
@@ -58,7 +59,8 @@ train_years = years < VALIDATION_FROM
 
 fig, ax = plt.subplots(figsize=(11, 3.2))
 ax.plot(years, counts, color="black", lw=1)
-ax.axvspan(VALIDATION_FROM, TEST_FROM, color="tab:orange", alpha=0.15, label="validation")
+ax.axvspan(VALIDATION_FROM, TEST_FROM, color="tab:orange", alpha=0.15,
+           label="validation")
 ax.axvspan(TEST_FROM, years[-1], color="tab:green", alpha=0.15, label="test")
 ax.set(xlabel="year", ylabel="yearly sunspot count", xlim=(years[0], years[-1]))
 ax.legend(loc="upper left")
@@ -88,15 +90,13 @@ print(f"mean {mean:.1f}, standard deviation {std:.1f} (training years only)")
 
 # %%
 WINDOW = 20
-targets_at = np.arange(WINDOW, len(counts))  # index of each window's target year
-windows = np.stack([scaled[t - WINDOW:t] for t in targets_at])[..., None]  # (examples, 20, 1)
+targets_at = np.arange(WINDOW, len(counts))  # each window's target year
+windows = np.stack([scaled[t - WINDOW:t] for t in targets_at])[..., None]
 target_years = years[targets_at]
-split = {
-    "train": target_years < VALIDATION_FROM,
-    "validation": (target_years >= VALIDATION_FROM) & (target_years < TEST_FROM),
-    "test": target_years >= TEST_FROM,
-}
-print({name: int(mask.sum()) for name, mask in split.items()}, "windows; each", windows.shape[1:])
+train, test = target_years < VALIDATION_FROM, target_years >= TEST_FROM
+split = {"train": train, "validation": ~train & ~test, "test": test}
+print("windows:", windows.shape, "(examples, years, features)")
+print({name: int(mask.sum()) for name, mask in split.items()})
 
 # %% [markdown]
 # ## Baseline 1: persistence
@@ -120,7 +120,8 @@ selection = ar_select_order(counts[train_years], maxlag=WINDOW, ic="aic")
 autoreg = selection.model.fit()
 p = len(selection.ar_lags)
 forecasts[f"AutoReg({p})"] = autoreg.apply(counts).predict()[targets_at]
-print(f"lags chosen: {p}; {len(autoreg.params)} coefficients fitted on {int(train_years.sum())} years")
+print(f"lags chosen: {p}; {len(autoreg.params)} coefficients, "
+      f"fitted on {int(train_years.sum())} years")
 
 # %% [markdown]
 # ## The LSTM forecaster
@@ -159,8 +160,9 @@ def mse(params, windows, targets):
 # %%
 SEEDS, STEPS = 5, 600
 optimizer = optax.adam(3e-3)
-x_train, y_train = windows[split["train"]], scaled[targets_at][split["train"]]
-x_val, y_val = windows[split["validation"]], scaled[targets_at][split["validation"]]
+targets = scaled[targets_at]
+x_train, y_train = windows[split["train"]], targets[split["train"]]
+x_val, y_val = windows[split["validation"]], targets[split["validation"]]
 
 
 @jax.jit
@@ -173,15 +175,20 @@ def train_step(params, opt_state):
 
 validation_mse = jax.jit(jax.vmap(lambda params: mse(params, x_val, y_val)))
 
+# %% [markdown]
+# The loop. `keep_improved` takes, seed by seed, the new parameters where the validation error went down and the
+# kept ones elsewhere.
 
-def keep_improved(best, new, improved):  # each seed's new parameters where its validation error improved
+# %%
+def keep_improved(best, new, improved):  # improved: one bool per seed
     def pick(b, n):
         return jnp.where(improved.reshape((-1,) + (1,) * (n.ndim - 1)), n, b)
     return jax.tree.map(pick, best, new)
 
 
-params = jax.vmap(init)(jax.random.split(jax.random.key(0), SEEDS))  # every leaf has a leading axis of 5
-print("parameters per LSTM forecaster:", sum(leaf[0].size for leaf in jax.tree.leaves(params)))
+params = jax.vmap(init)(jax.random.split(jax.random.key(0), SEEDS))
+print("parameters per forecaster:",
+      sum(leaf[0].size for leaf in jax.tree.leaves(params)))  # leaves: (5, ...)
 opt_state = jax.vmap(optimizer.init)(params)
 best, best_val = params, np.full(SEEDS, np.inf)
 curves = {"train": [], "validation": []}
@@ -203,7 +210,8 @@ fig, ax = plt.subplots(figsize=(8, 3.5))
 checked = np.arange(10, STEPS + 1, 10)
 ax.semilogy(checked, np.array(curves["train"]), color="tab:blue", lw=0.8)
 ax.semilogy(checked, np.array(curves["validation"]), color="tab:orange", lw=0.8)
-ax.set(xlabel="training step", ylabel="mean squared error (scaled)", title="5 seeds: training (blue), validation (orange)")
+ax.set(xlabel="training step", ylabel="mean squared error (scaled)",
+       title="5 seeds: training (blue), validation (orange)")
 plt.show()
 
 # %% [markdown]
@@ -215,16 +223,17 @@ plt.show()
 # average, an *ensemble*: a common way to reduce the effect of the random start.
 
 # %%
-lstm_forecasts = np.asarray(jax.vmap(forecast, in_axes=(0, None))(best, windows)) * std + mean  # (5, examples)
+every_seed = jax.vmap(forecast, in_axes=(0, None))(best, windows)  # (5, ...)
+lstm_forecasts = np.asarray(every_seed) * std + mean
 forecasts["LSTM, 5 seeds averaged"] = lstm_forecasts.mean(axis=0)
 
 # %% [markdown]
 # ## The error table, on the test years
 #
 # Two errors, both in sunspot counts: the mean absolute error (MAE) and the root mean squared error (RMSE), which
-# punishes large misses more. For the single LSTMs, the table gives the mean over the 5 seeds and, in brackets, the
-# best and worst seed. (Picking the best seed *by its test error* would be cheating: the table shows it only to
-# show the spread.)
+# punishes large misses more. For the single LSTMs, the table gives the mean over the 5 seeds, and the line below
+# it the best and the worst seed. (Picking the best seed *by its test error* would be cheating: it is shown only
+# to show the spread.)
 
 # %%
 truth = counts[targets_at][split["test"]]
@@ -239,13 +248,12 @@ table = {name: errors(f) for name, f in forecasts.items()}
 per_seed = np.array([errors(f) for f in lstm_forecasts])  # (5, 2)
 table["LSTM, one seed (mean of 5)"] = tuple(per_seed.mean(axis=0))
 
-print(f"test years {TEST_FROM}-{years[-1]} ({len(truth)} forecasts, one year ahead)\n")
-print(f"{'model':28s} {'MAE':>7s} {'RMSE':>7s}")
+print(f"test years {TEST_FROM}-{years[-1]}: {len(truth)} one-year forecasts\n")
+print(f"{'model':28s} {'MAE':>6s} {'RMSE':>6s}")
 for name, (mae, rmse) in sorted(table.items(), key=lambda item: item[1][1]):
-    spread = ""
-    if name.startswith("LSTM, one seed"):
-        spread = f"   (RMSE {per_seed[:, 1].min():.1f} to {per_seed[:, 1].max():.1f} over the seeds)"
-    print(f"{name:28s} {mae:7.1f} {rmse:7.1f}{spread}")
+    print(f"{name:28s} {mae:6.1f} {rmse:6.1f}")
+low, high = per_seed[:, 1].min(), per_seed[:, 1].max()
+print(f"\nsingle LSTMs: RMSE {low:.1f} to {high:.1f} over the {SEEDS} seeds")
 
 # %% [markdown]
 # And the verdict, computed from the table rather than written in advance:
@@ -254,13 +262,17 @@ for name, (mae, rmse) in sorted(table.items(), key=lambda item: item[1][1]):
 ranking = sorted(table, key=lambda name: table[name][1])
 winner, runner_up = ranking[0], ranking[1]
 margin = table[runner_up][1] / table[winner][1] - 1
-print(f"Lowest RMSE on the test years: {winner} ({table[winner][1]:.1f}), "
-      f"{margin:.0%} below the next one, {runner_up} ({table[runner_up][1]:.1f}).")
-lstm_beats_autoreg = table["LSTM, one seed (mean of 5)"][1] < table[f"AutoReg({p})"][1]
-print(f"A single LSTM beats AutoReg({p}) on average: {lstm_beats_autoreg}. "
-      f"Seeds that beat it: {int(np.sum(per_seed[:, 1] < table[f'AutoReg({p})'][1]))} of {SEEDS}.")
+print(f"Lowest RMSE on the test years: {winner} ({table[winner][1]:.1f}),")
+print(f"{margin:.0%} below the next, {runner_up} ({table[runner_up][1]:.1f}).")
+autoreg_rmse = table[f"AutoReg({p})"][1]
+single = table["LSTM, one seed (mean of 5)"][1] < autoreg_rmse
+beaten_by = int(np.sum(per_seed[:, 1] < autoreg_rmse))
+print(f"A single LSTM beats AutoReg({p}) on average: {single}")
+print(f"Seeds whose LSTM beats AutoReg({p}): {beaten_by} of {SEEDS}")
 # Both learned models must beat doing nothing:
-assert max(table[f"AutoReg({p})"][1], table["LSTM, 5 seeds averaged"][1]) < table["persistence"][1]
+persistence_rmse = table["persistence"][1]
+assert autoreg_rmse < persistence_rmse
+assert table["LSTM, 5 seeds averaged"][1] < persistence_rmse
 
 # %% [markdown]
 # ## Forecasts against the truth
@@ -270,9 +282,11 @@ test_years = target_years[split["test"]]
 fig, ax = plt.subplots(figsize=(11, 4))
 ax.plot(test_years, truth, color="black", lw=2, label="observed")
 for (name, f), style in zip(forecasts.items(), [":", "--", "-"]):
-    ax.plot(test_years, f[split["test"]], ls=style, label=f"{name} (RMSE {table[name][1]:.1f})")
-ax.set(xlabel="year", ylabel="yearly sunspot count", title="One-year-ahead forecasts on the test years")
-ax.legend()
+    label = f"{name} (RMSE {table[name][1]:.1f})"
+    ax.plot(test_years, f[split["test"]], ls=style, label=label)
+ax.set(xlabel="year", ylabel="yearly sunspot count", ylim=(0, 260),
+       title="One-year-ahead forecasts on the test years")
+ax.legend(loc="upper right", ncols=2, fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -283,7 +297,7 @@ plt.show()
 # - **Persistence** is always one year late: it draws the observed curve shifted right by a year, and misses most
 #   on the steep rises and falls. Anything that has learned the shape of the cycle should beat it, and both
 #   learned models do (the notebook checks this).
-# - **AutoReg** is a linear model with a few coefficients, fitted in closed form: there is no random start, no
+# - **AutoReg** is a linear model with one coefficient per lag, fitted in closed form: there is no random start, no
 #   learning rate and no stopping rule to get wrong. A weighted sum of the last years describes a noisy cycle well,
 #   which is why autoregression is the classic model for this very series.
 # - **The LSTM** can in principle do more, for instance learn that rises are steeper than falls, which no weighted
@@ -291,9 +305,9 @@ plt.show()
 #   its result depends on its seed (look at the spread in the table) and on when it stops. On this much data the
 #   flexibility of a neural network is as much a risk as an advantage; averaging seeds reduces that risk.
 # - **The test years are unusual**: they include the highest cycles ever recorded, higher than any in the
-#   training years. A model has to extrapolate there, and linear models extrapolate more gracefully than a
-#   network whose `tanh` units saturate.
+#   training years. A model has to extrapolate there, and a linear model extrapolates more gracefully than a
+#   network whose `tanh` units saturate. In the plot, look at the highest peak, 1957: which forecasts reach it?
 #
 # The lesson is the method, not the winner: split by time, fit everything (even the scaling) on the past, compare
-# with simple baselines, and report the spread over seeds. A result that beats persistence but not a two-line
-# linear model says something about the data, not that the code is broken.
+# with simple baselines, and report the spread over seeds. A network that beats persistence but not a linear
+# model is not broken: it tells you something about the data and how much of it there is.
