@@ -7,7 +7,8 @@ page for download. A notebook that raises fails the build, naming the notebook a
 
 Executed notebooks are kept in ``.cache/tutorials/`` (or ``$JLSTM_TUTORIALS_CACHE``), under a key made of the
 notebook's source and the sources of ``jlstm``: ``mkdocs serve`` re-executes a notebook only after a change to
-either. ``tests/test_docs.py`` builds with an empty cache, so that every notebook runs.
+either. ``tests/test_docs.py`` builds with an empty cache, so that every notebook runs. While editing other
+pages, ``JLSTM_TUTORIALS_EXECUTE=0 mkdocs serve`` shows the notebooks without running them (no outputs).
 """
 
 import hashlib
@@ -25,6 +26,7 @@ import nbformat
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import CombinedEvent, event_priority, get_plugin_logger
 from mkdocs.structure.files import File
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -58,6 +60,7 @@ def execute(source: pathlib.Path) -> nbformat.NotebookNode:
 
 
 def _key(source: pathlib.Path) -> str:
+    """What the executed notebook depends on: its source and jlstm's."""
     digest = hashlib.sha256(source.read_bytes())
     for module in sorted((ROOT / "jlstm").rglob("*.py")):
         digest.update(module.read_bytes())
@@ -66,6 +69,12 @@ def _key(source: pathlib.Path) -> str:
 
 def _executed(source: pathlib.Path, cache: pathlib.Path) -> pathlib.Path:
     """The path of ``source``'s executed notebook in ``cache``, executing it first if it is not there."""
+    if os.environ.get("JLSTM_TUTORIALS_EXECUTE", "1") == "0":
+        target = cache / "not-executed" / f"{source.stem}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(jupytext.read(source), target)
+        log.info(f"{source.name}: not executed (JLSTM_TUTORIALS_EXECUTE=0)")
+        return target
     target = cache / _key(source) / f"{source.stem}.ipynb"
     if target.exists():
         log.info(f"{source.name}: executed before, unchanged")
@@ -73,7 +82,7 @@ def _executed(source: pathlib.Path, cache: pathlib.Path) -> pathlib.Path:
     start = time.perf_counter()
     try:
         notebook = execute(source)
-    except nbclient.exceptions.CellExecutionError as error:
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # the traceback without its terminal colours
         raise PluginError(f"tutorial {source.name} failed:\n{plain}") from error
     log.info(f"{source.name}: executed in {time.perf_counter() - start:.1f} s")
