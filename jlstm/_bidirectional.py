@@ -36,6 +36,7 @@ def bidirectional(
     key: jax.Array | None = None,
     remat_chunk: int | None = None,
     recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
 ) -> Any:
     r"""Runs a forward and a backward LSTM over a sequence and merges them, as Keras's ``Bidirectional``.
 
@@ -94,6 +95,7 @@ def bidirectional(
       remat_chunk: recompute chunks of this many steps in the backward pass, as in [`lstm`][jlstm.lstm],
         for each direction.
       recurrence: how the loop is run, as in [`lstm`][jlstm.lstm], for each direction.
+      precision: every matmul's precision, as in [`lstm`][jlstm.lstm].
 
     Returns:
       ``output``; with ``return_state`` ``(output, h_fwd, c_fwd, h_bwd, c_bwd)``.

@@ -21,6 +21,7 @@ def lstm_cell(
     *,
     activation: Activation = jnp.tanh,
     recurrent_activation: Activation = jax.nn.sigmoid,
+    precision: str | jax.lax.Precision | None = None,
 ) -> tuple[State, jax.Array]:
     r"""Advances an LSTM by one time step.
 
@@ -44,6 +45,7 @@ def lstm_cell(
       x: the input at this step, ``(batch, input_dim)``, floating.
       activation: applied to the candidate and to the new cell state.
       recurrent_activation: applied to the input, forget and output gates.
+      precision: the matmuls' precision, as in [`lstm`][jlstm.lstm].
 
     Dtypes: the step computes in the dtype policy of [`lstm`][jlstm.lstm]
     (operands in the params' dtype, products and gates in the state dtype,
@@ -78,10 +80,12 @@ def lstm_cell(
     carried = tuple(jnp.result_type(v) for v in state)  # the carry goes back in the dtypes it came in
     activation = _validate.function("lstm_cell", "activation", activation)
     recurrent_activation = _validate.function("lstm_cell", "recurrent_activation", recurrent_activation)
+    precision = _validate.precision("lstm_cell", precision)
     # x W + b, then h R: the order of the loops in lstm, which project all inputs first.
-    x_proj = projection("batch", params.kernel, None, params.bias, h.dtype)(x, None)
-    z = x_proj + projection("batch", None, params.recurrent_kernel, None, h.dtype)(None, h)
-    h, c, _ = elementwise(activation, recurrent_activation, "batch", z, h, c, None, None, projection_kernel_of(params))
+    x_proj = projection("batch", params.kernel, None, params.bias, h.dtype, precision)(x, None)
+    z = x_proj + projection("batch", None, params.recurrent_kernel, None, h.dtype, precision)(None, h)
+    h, c, _ = elementwise(activation, recurrent_activation, "batch", z, h, c, None, None, projection_kernel_of(params),
+                          precision=precision)
     h, c = h.astype(carried[0]), c.astype(carried[1])
     if isinstance(state, LSTMState):
         return LSTMState(h, c), h
@@ -94,6 +98,7 @@ def projection(
     recurrent_kernel: jax.Array | None,
     bias: jax.Array | None,
     dtype,
+    precision: jax.lax.Precision | None = None,
 ) -> Callable[[Any, Any], jax.Array]:
     """The step's matmuls, ``project(x, h) = x W + h R + b``, in ``layout``; a None weight drops its term.
 
@@ -101,9 +106,9 @@ def projection(
     ``"stacked"``: the same as one matmul, ``[x, h] [W; R] + b`` (see :class:`~jlstm.Plan`);
     ``"features"``: ``x`` ``(..., I, B)`` and ``h`` ``(..., H, B)`` give
     ``W^T x + R^T h + b``, ``(..., 4H, B)``. Leading axes (time) may be present.
-    The operands are read in the weights' dtype and the products are summed in ``dtype``.
+    The operands are read in the weights' dtype and the products are summed in ``dtype``, at ``precision``.
     """
-    dot = functools.partial(jnp.matmul, preferred_element_type=dtype)
+    dot = functools.partial(jnp.matmul, preferred_element_type=dtype, precision=precision)
     weights = next(w for w in (kernel, recurrent_kernel) if w is not None).dtype
     features = layout == "features"
     stacked = None
@@ -151,7 +156,8 @@ def masked(m: jax.Array, new: Sequence[jax.Array], old: Sequence[jax.Array], axi
     return tuple(jnp.where(keep, n, o) for n, o in zip(new, old))
 
 
-def elementwise(activation, recurrent_activation, layout, z, h, c, y, m, projection_kernel=None, u=None):
+def elementwise(activation, recurrent_activation, layout, z, h, c, y, m, projection_kernel=None, u=None, *,
+                precision=None):
     """Everything in a step after the step's matmuls: gates, new state, projection, Keras's mask rule.
 
     ``z`` ``(B, 4H)`` is ``x W + h R + b``; ``y`` is the previous output and
@@ -159,13 +165,13 @@ def elementwise(activation, recurrent_activation, layout, z, h, c, y, m, project
     ``"features"`` every array has its features first: ``z`` ``(4H, B)``,
     the state ``(H, B)``. With a ``projection_kernel`` ``(H, P)`` the new
     ``h`` is ``(o * tanh(c)) projection_kernel`` (plus ``u``, which the
-    tangent uses to add the projection's own tangent). Returns
+    tangent uses to add the projection's own tangent), a matmul at ``precision``. Returns
     ``(h', c', y')``, ``y'`` None without a mask.
     """
     axis = 0 if layout == "features" else -1
     h_new, c_new = gates(z, c, activation, recurrent_activation, axis)
     if projection_kernel is not None:
-        h_new = projection(layout, projection_kernel, None, None, c_new.dtype)(h_new, None)
+        h_new = projection(layout, projection_kernel, None, None, c_new.dtype, precision)(h_new, None)
         h_new = h_new if u is None else h_new + u
     if m is None:
         return h_new, c_new, None

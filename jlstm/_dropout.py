@@ -84,17 +84,18 @@ def drop_inputs(key: jax.Array, xs: jax.Array, rate: float, dtype) -> jax.Array:
 
 
 def projections(
-    key: jax.Array | None, params: AnyParams, batch: int, dropout: float, recurrent_dropout: float, dtype
+    key: jax.Array | None, params: AnyParams, batch: int, dropout: float, recurrent_dropout: float, dtype,
+    precision: jax.lax.Precision | None = None,
 ) -> tuple[Callable[[jax.Array], jax.Array], Callable[[jax.Array], jax.Array]]:
     """The hoisted loop's two matmuls, ``xs -> X W + b`` ``(T, B, 4H)`` and ``h -> h R`` ``(B, 4H)``.
 
     With a ``key`` they apply Keras's implementation 1: each gate g gets its
     own input mask and its own mask on ``h`` (:func:`masks`), so that
     ``z_g = (x * m_g) W_g + b_g + (h * n_g) R_g``. The matmuls accumulate in
-    ``dtype`` (the state dtype), as :func:`jlstm._cell.projection` does.
+    ``dtype`` (the state dtype) at ``precision``, as :func:`jlstm._cell.projection` does.
     """
-    inputs = projection("batch", params.kernel, None, params.bias, dtype)
-    state = projection("batch", None, params.recurrent_kernel, None, dtype)
+    inputs = projection("batch", params.kernel, None, params.bias, dtype, precision)
+    state = projection("batch", None, params.recurrent_kernel, None, dtype, precision)
     if key is None:
         return (lambda xs: inputs(xs, None)), (lambda h: state(None, h))
     input_dim, units, rows = params.input_dim, params.units, params.recurrent_kernel.shape[0]  # rows: h's width
@@ -106,14 +107,16 @@ def projections(
     def project_inputs(xs):  # (T, B, I) -> (T, B, 4H)
         if input_mask is None:
             return inputs(xs, None)
-        z = jnp.einsum("tgbi,igh->tbgh", xs[:, None] * input_mask[None], kernel, preferred_element_type=dtype)
+        z = jnp.einsum("tgbi,igh->tbgh", xs[:, None] * input_mask[None], kernel, preferred_element_type=dtype,
+                       precision=precision)
         return z.reshape(*xs.shape[:2], 4 * units) + bias[None, None]
 
     def project_state(h):  # (B, H) -> (B, 4H)
         if recurrent_mask is None:
             return state(None, h)
         masked = h.astype(recurrent_kernel.dtype)[None] * recurrent_mask
-        z = jnp.einsum("gbh,hgk->bgk", masked, recurrent_kernel, preferred_element_type=dtype)
+        z = jnp.einsum("gbh,hgk->bgk", masked, recurrent_kernel, preferred_element_type=dtype,
+                       precision=precision)
         return z.reshape(h.shape[0], 4 * units)
 
     return project_inputs, project_state

@@ -33,6 +33,7 @@ def lstm(
     key: jax.Array | None = None,
     remat_chunk: int | None = None,
     recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
 ) -> Any:
     r"""Runs an LSTM over a sequence, with the flags and results of ``keras.layers.LSTM``.
 
@@ -141,6 +142,14 @@ def lstm(
         for; pass ``recurrence=Plan.default_for(params, inputs, backend="cuda")``
         (see [`Plan.default_for`][jlstm.Plan.default_for]) to export the plan
         a GPU or TPU would run.
+      precision: the precision of every matmul, in the forward pass and in
+        every derivative: None (JAX's default), ``"default"``, ``"high"``,
+        ``"highest"`` (or ``"bfloat16"``, ``"tensorfloat32"``, ``"float32"``),
+        or a ``jax.lax.Precision``. On a CPU every setting computes float32
+        matmuls in float32. JAX's default allows TF32 on recent NVIDIA GPUs
+        and one bfloat16 pass on a TPU; ``"highest"`` computes float32 there
+        too, as the parity with Keras and PyTorch (about 1e-5) assumes
+        (see the numerics page).
 
     Returns:
       ``output`` if not ``return_state``, else ``(output, h, c)``.
@@ -252,12 +261,13 @@ def _lstm(
         state, last, ys = _recurrence.run(
             options.recurrence, params, xs, initial_state, ms,
             activation=options.activation, recurrent_activation=options.recurrent_activation,
+            precision=options.precision,
         )
     else:  # "scan"
         state, last, ys = _recurrence.scan(
             params, xs, initial_state, ms, key, options.activation, options.recurrent_activation,
             return_sequences=options.return_sequences, unroll=options.unroll, remat_chunk=options.remat_chunk,
-            dropout=options.dropout, recurrent_dropout=options.recurrent_dropout,
+            dropout=options.dropout, recurrent_dropout=options.recurrent_dropout, precision=options.precision,
         )
 
     if options.return_sequences:

@@ -29,6 +29,7 @@ class Options(NamedTuple):
     recurrence: str | Plan = "auto"  # how the loop runs: a name in _recurrence.KINDS, or a Plan
     dropout: float = 0.0  # Keras's input dropout rate; 0 unless training
     recurrent_dropout: float = 0.0  # Keras's recurrent dropout rate; 0 unless training
+    precision: jax.lax.Precision | None = None  # every matmul's, forward and backward; None: JAX's default
 
 
 def check(fn: str, arguments: Mapping[str, Any]) -> Options:
@@ -54,6 +55,7 @@ def check(fn: str, arguments: Mapping[str, Any]) -> Options:
         recurrence=_recurrence.check(fn, given.recurrence),
         dropout=float(given.dropout) if training else 0.0,
         recurrent_dropout=float(given.recurrent_dropout) if training else 0.0,
+        precision=_validate.precision(fn, given.precision),
     )
 
 

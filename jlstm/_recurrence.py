@@ -65,6 +65,7 @@ def run(
     *,
     activation: Activation,
     recurrent_activation: Activation,
+    precision: jax.lax.Precision | None = None,
 ) -> tuple[LSTMState, jax.Array, jax.Array]:
     """Runs the recurrence as ``plan`` says over time-major ``xs`` ``(T, B, I)``, mask ``ms`` ``(T, B)`` or None.
 
@@ -73,12 +74,12 @@ def run(
     features = plan.layout == "features"
     interleaved = _plan.batch_may_be_sharded(xs, 1)
     scan = functools.partial(_chained_scan, chains=plan.chains, unroll=plan.unroll, interleaved=interleaved)
-    finish = functools.partial(elementwise, activation, recurrent_activation, plan.layout)
+    finish = functools.partial(elementwise, activation, recurrent_activation, plan.layout, precision=precision)
     h0, c0 = initial_state
     if features:  # features first: (T, I, B) inputs, (H, B) state
         xs, h0, c0 = jnp.swapaxes(xs, 1, 2), h0.T, c0.T
     args = (params.kernel, params.recurrent_kernel, params.bias, projection_kernel_of(params), xs, h0, c0, ms)
-    how = (plan.layout, plan.projection)
+    how = (plan.layout, plan.projection, precision)
     if plan.backward == "autodiff":
         ys, h, c, last = _forward(finish, scan, how, *args)[0]
     else:
@@ -91,27 +92,28 @@ def run(
 def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_kernel, xs, h0, c0, ms):
     """The forward scan; also returns what the tangent needs.
 
-    ``how`` is ``(layout, where)``: ``layout`` one of :func:`~jlstm._cell.projection`'s
+    ``how`` is ``(layout, where, precision)``: ``layout`` one of :func:`~jlstm._cell.projection`'s
     (with ``"features"``, ``xs`` is ``(T, I, B)`` and the state ``(H, B)``);
     ``where`` ``"step"`` (``x_t W`` in each step) or ``"hoisted"``
-    (``X W + b`` for all steps before the loop). Returns
+    (``X W + b`` for all steps before the loop); ``precision`` every matmul's. Returns
     ``((ys, h, c, last), (zs, hs, cs))``: the outputs, then each step's ``z``
     and the ``(h, c)`` it started from.
     """
-    layout, where = how
+    layout, where, precision = how
     masked = ms is not None
     # The dtype policy (see lstm): operands in the weights' dtype, products and state in h0's dtype.
     if where == "hoisted":  # (T, B, 4H), or (T, 4H, B) features first
         if layout == "features":  # formed batch first: XLA's CPU dot has no 16-bit form of the other
-            xs = jnp.swapaxes(projection("batch", kernel, None, bias, h0.dtype)(jnp.swapaxes(xs, 1, 2), None), 1, 2)
+            project_inputs = projection("batch", kernel, None, bias, h0.dtype, precision)
+            xs = jnp.swapaxes(project_inputs(jnp.swapaxes(xs, 1, 2), None), 1, 2)
         else:
-            xs = projection(layout, kernel, None, bias, h0.dtype)(xs, None)
-        recurrent = projection(layout, None, recurrent_kernel, None, h0.dtype)
+            xs = projection(layout, kernel, None, bias, h0.dtype, precision)(xs, None)
+        recurrent = projection(layout, None, recurrent_kernel, None, h0.dtype, precision)
 
         def project(xw, h):
             return xw + recurrent(None, h)
     else:
-        project = projection(layout, kernel, recurrent_kernel, bias, h0.dtype)
+        project = projection(layout, kernel, recurrent_kernel, bias, h0.dtype, precision)
 
     def body(carry, inputs):
         h, c, y = carry
@@ -144,7 +146,7 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     """
     kernel, recurrent_kernel, _, projection_kernel, xs, h0, c0, ms = primals
     dkernel, drecurrent, dbias, dprojection, dxs, dh0, dc0, _ = (None if _zero(t) else t for t in tangents)
-    layout = how[0]
+    layout, _, precision = how
     outputs, (zs, hs, cs) = _forward(elementwise, scan, how, *primals)
     ys = outputs[0]
     dtype = h0.dtype
@@ -196,9 +198,9 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
         if dkernel is not None or drecurrent is not None:
             x = None if dkernel is None else rows(window(xs, start, size))
             h = None if drecurrent is None else rows(states(start, size))
-            terms.append(unrows(projection(whole, dkernel, drecurrent, None, dtype)(x, h), size))
+            terms.append(unrows(projection(whole, dkernel, drecurrent, None, dtype, precision)(x, h), size))
         if dxs is not None:
-            terms.append(unrows(projection(whole, kernel, None, None, dtype)(rows(dxs), None), size))
+            terms.append(unrows(projection(whole, kernel, None, None, dtype, precision)(rows(dxs), None), size))
         if bias_term is not None and terms:  # one sum over the chunk's rows once transposed
             terms.append(bias_term[None])
         es = functools.reduce(jnp.add, terms) if terms else None
@@ -207,14 +209,15 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
             cells = jax.vmap(lambda z, c: elementwise(z, None, c, None, None)[0])(
                 window(zs, start, size), window(cs, start, size)
             )
-            us = unrows(projection(whole, dprojection, None, None, dtype)(rows(cells), None), size)
+            us = unrows(projection(whole, dprojection, None, None, dtype, precision)(rows(cells), None), size)
         return es, us
 
     if features:
         def recurrent(dh):  # (H, B) -> (4H, B): R^T dh, written on R itself so that its transpose is R dz
             contract_rows = (((0,), (0,)), ((), ()))
             return jax.lax.dot_general(
-                recurrent_kernel, dh.astype(recurrent_kernel.dtype), contract_rows, preferred_element_type=dtype
+                recurrent_kernel, dh.astype(recurrent_kernel.dtype), contract_rows, precision=precision,
+                preferred_element_type=dtype,
             )
     else:
         # R^T is formed once, outside the loop, so that the transposed step (reverse mode) multiplies by it
@@ -225,7 +228,8 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
         def recurrent(dh):  # (B, H) -> (B, 4H): dh R, written as a product with R^T's rows
             contract_rows = (((1,), (1,)), ((), ()))
             return jax.lax.dot_general(
-                dh.astype(recurrent_kernel.dtype), recurrent_kernel_t, contract_rows, preferred_element_type=dtype
+                dh.astype(recurrent_kernel.dtype), recurrent_kernel_t, contract_rows, precision=precision,
+                preferred_element_type=dtype,
             )
 
     @jax.checkpoint
@@ -347,7 +351,7 @@ def _chained_scan(body, carry, xs, *, chains: int, unroll: int | bool, interleav
 
 def scan(
     params, xs, initial_state, ms, key, activation, recurrent_activation,
-    *, return_sequences, unroll, remat_chunk, dropout, recurrent_dropout,
+    *, return_sequences, unroll, remat_chunk, dropout, recurrent_dropout, precision=None,
 ):
     """The hoisted-projection scan: recurrent dropout (Keras's per-gate masks) and ``remat_chunk`` run here.
 
@@ -355,8 +359,10 @@ def scan(
     processing order. Returns ``(final state, last output, outputs or None)``.
     """
     h0, c0 = initial_state
-    project, recurrent = _dropout.projections(key, params, xs.shape[1], dropout, recurrent_dropout, h0.dtype)
-    finish = functools.partial(elementwise, activation, recurrent_activation, "batch")
+    project, recurrent = _dropout.projections(
+        key, params, xs.shape[1], dropout, recurrent_dropout, h0.dtype, precision
+    )
+    finish = functools.partial(elementwise, activation, recurrent_activation, "batch", precision=precision)
     projection_kernel = projection_kernel_of(params)
     masked = ms is not None
 

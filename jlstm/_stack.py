@@ -34,6 +34,7 @@ def stacked_lstm(
     key: jax.Array | None = None,
     remat_chunk: int | None = None,
     recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
 ) -> Any:
     r"""Runs ``num_layers`` LSTMs (or bidirectional LSTMs) one on top of the other.
 
@@ -92,6 +93,7 @@ def stacked_lstm(
       remat_chunk: recompute chunks of this many steps in the backward pass, as in [`lstm`][jlstm.lstm],
         for every layer.
       recurrence: how the loop is run, as in [`lstm`][jlstm.lstm], for every layer.
+      precision: every matmul's precision, as in [`lstm`][jlstm.lstm].
 
     Returns:
       ``output`` (the last layer's), or ``(output, h, c)`` with ``return_state``.

@@ -243,6 +243,21 @@ def choice(fn: str, name: str, value: Any, options: Sequence[str | None]) -> str
     return value
 
 
+PRECISIONS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32")
+
+
+def precision(fn: str, value: Any) -> jax.lax.Precision | None:
+    """A matmul precision: None (JAX's default), a ``jax.lax.Precision``, or one of :data:`PRECISIONS`."""
+    if value is None or isinstance(value, jax.lax.Precision):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"{fn}: precision must be None, a jax.lax.Precision or one of {PRECISIONS}, "
+                        f"got {type(value).__name__}")
+    if value not in PRECISIONS:
+        raise ValueError(f"{fn}: precision must be None, a jax.lax.Precision or one of {PRECISIONS}, got {value!r}")
+    return jax.lax.Precision(value)
+
+
 def function(fn: str, name: str, value: Any) -> Any:
     """An activation: any callable on arrays, such as ``jnp.tanh`` (Keras's string names are not accepted)."""
     if not callable(value):

@@ -302,6 +302,10 @@ CASES = [
     bad("unroll 0", "lstm", "unroll", ValueError, lstm(unroll=0), "unroll", "positive int"),
     bad("unroll a string", "lstm", "unroll", TypeError, lstm(unroll="2"), "unroll", "positive int", "str"),
     bad("unroll a float", "lstm", "unroll", TypeError, lstm(unroll=2.0), "unroll", "positive int", "float"),
+    bad("precision unknown", "lstm", "precision", ValueError, lstm(precision="ultra"), "precision", "highest",
+        "'ultra'"),
+    bad("precision a number", "lstm", "precision", TypeError, lstm(precision=3), "precision", "jax.lax.Precision",
+        "int"),
     bad("remat_chunk 0", "lstm", "remat_chunk", ValueError, lstm(remat_chunk=0), "remat_chunk", "positive int or None", "0"),
     bad("remat_chunk a float", "lstm", "remat_chunk", TypeError, lstm(remat_chunk=2.5),
         "remat_chunk", "positive int or None", "float"),
@@ -375,6 +379,7 @@ CASES = [
         f"recurrence={jlstm.Plan()!r}", FUSED),
     # lstm_cell
     bad("cell params None", "lstm_cell", "params", TypeError, cell(params=None), "params", "LSTMParams", "NoneType"),
+    bad("cell precision unknown", "lstm_cell", "precision", ValueError, cell(precision="low"), "precision", "'low'"),
     bad("cell params of five arrays", "lstm_cell", "params", ValueError, cell(params=(*P, P.bias, P.bias)),
         "params", "length 5"),
     bad("cell a bias as projection_kernel", "lstm_cell", "projection_kernel", ValueError, cell(params=(*P, P.bias)),

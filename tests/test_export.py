@@ -9,6 +9,7 @@ and a flax module: the lowering succeeds, its module has no custom call outside 
 sharding, and the CPU lowering, serialised and deserialised, gives the direct call's results.
 """
 
+import functools
 import os
 import re
 import subprocess
@@ -70,7 +71,7 @@ def check_exports(fn, *args):
 
 # Masked runs every loop's mask rule as well as its unmasked steps; the accelerator's plan also runs unmasked
 # (without a mask the fused backward reads the states from the outputs).
-CASES = [(ACCELERATOR_PLAN, False)] + [(r, True) for r in (ACCELERATOR_PLAN, *PLANS, "auto", "scan")]
+CASES = [(ACCELERATOR_PLAN, False)] + [(r, True) for r in dict.fromkeys([ACCELERATOR_PLAN, *PLANS, "auto", "scan"])]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -196,3 +197,51 @@ def test_a_trained_model_serves_without_jlstm(tmp_path):
 
 def weight_names(params):
     return [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+
+
+# A dot's precision config for both operands, as StableHLO prints it.
+HIGHEST = re.compile(r"precision = \[HIGHEST, HIGHEST\]|precision_config = \[#stablehlo<precision HIGHEST>, "
+                     r"#stablehlo<precision HIGHEST>\]")
+
+
+@pytest.mark.parametrize("recurrence", list(dict.fromkeys([ACCELERATOR_PLAN, *PLANS, "scan", "scan-dropout"])), ids=plan_id)
+def test_precision_reaches_every_matmul_of_the_accelerator_programs(recurrence):
+    """``precision="highest"`` is in the precision config of every dot of the cuda and tpu lowerings.
+
+    Forward pass and training step, every plan, a projected LSTM (its projection is a matmul too), masked;
+    ``"scan-dropout"`` is the scan with Keras's per-gate recurrent dropout masks (their einsums). Without
+    ``precision`` no dot carries it: the check can fail.
+    """
+    params, x, mask = data(proj_size=UNITS // 2)
+    dropout = recurrence == "scan-dropout"
+    options = {"recurrence": "scan" if dropout else recurrence}
+    if dropout:
+        options.update(dropout=0.2, recurrent_dropout=0.3, training=True, key=jax.random.key(3))
+
+    def module(precision):
+        def apply(params, x, mask):
+            return jlstm.lstm(params, x, mask=mask, return_sequences=True, return_state=True, precision=precision,
+                              **options)
+
+        exported = export.export(jax.jit(forward_and_train(apply)), platforms=("cuda", "tpu"))(params, x, mask)
+        return re.findall(r"stablehlo\.dot_general.*", exported.mlir_module())
+
+    dots = module("highest")
+    assert len(dots) >= 4 and all(HIGHEST.search(d) for d in dots), [d for d in dots if not HIGHEST.search(d)]
+    assert not any("HIGHEST" in d for d in module(None))
+
+
+def test_precision_is_passed_by_every_function():
+    """``lstm_cell``, ``bidirectional`` and ``stacked_lstm`` take ``precision`` and put it in their matmuls."""
+    params, x, _ = data()
+    state = jlstm.zero_state(params, BATCH)
+    calls = {
+        "lstm_cell": lambda precision: jlstm.lstm_cell(params, state, x[:, 0], precision=precision),
+        "bidirectional": lambda precision: jlstm.bidirectional(params, params, x, precision=precision),
+        "stacked_lstm": lambda precision: jlstm.stacked_lstm([params], x, precision=precision),
+    }
+    for name, call in calls.items():
+        text = jax.jit(functools.partial(call, jax.lax.Precision.HIGHEST)).lower().as_text()
+        dots = re.findall(r"stablehlo\.dot_general.*", text)
+        assert dots and all(HIGHEST.search(d) for d in dots), name
+        assert_close(call("highest")[-1], call(None)[-1])  # on a CPU, float32 either way
