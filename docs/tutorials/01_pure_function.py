@@ -116,8 +116,8 @@ for name, mine, ref in zip(["sequence", "h", "c"], (sequence, h, c), reference):
     assert jnp.allclose(mine, ref, atol=1e-6)
 
 # %% [markdown]
-# Differences of order `1e-7` are float32 rounding: `jlstm.lstm` adds the same numbers in another order (it
-# computes `x @ kernel` for all steps at once before the loop, which is faster).
+# Differences of order `1e-7` are float32 rounding: `jlstm.lstm` adds the same numbers in another order (for
+# speed it may, for instance, compute `x @ kernel` for all steps at once before the loop).
 
 # %% [markdown]
 # ## 3. The four flag combinations, and the carry
@@ -257,8 +257,8 @@ print("largest difference from the loop:", float(difference))
 # %% [markdown]
 # ## 5. Forward mode: how much does the start still matter?
 #
-# Training an LSTM needs the gradient of a late output with respect to early states. By the chain rule, that is
-# the Jacobian of the final carry with respect to the initial one, `J = d(h_T, c_T) / d(h_0, c_0)`. If `J`
+# Training an LSTM needs the gradient of a late output with respect to early states. By the chain rule, that
+# gradient passes through the Jacobian of the final carry with respect to the initial one, `J = d(h_T, c_T) / d(h_0, c_0)`. If `J`
 # shrinks towards zero as `T` grows, the early steps stop mattering (vanishing gradients); if it grows, they
 # matter too much (exploding gradients).
 #
@@ -365,8 +365,8 @@ plt.show()
 # - With Keras's initialisation (blue) the largest singular value falls by about a factor 10 every 12 steps:
 #   after 100 steps the initial carry hardly matters any more. That is the *vanishing gradient*: the gradient of
 #   a late loss with respect to an early input is just as small.
-# - With the forget gate shut it falls much faster, below float32's smallest numbers within a few dozen steps:
-#   `c` is erased at every step, and only the weak path through `h` is left.
+# - With the forget gate shut it falls much faster, to exactly zero in float32 by step 50: `c` is erased at every
+#   step, and only the weak path through `h` is left.
 # - With the forget gate open it never falls below 1: the cell state `c` is carried on nearly unchanged, the
 #   "constant error carousel" that LSTMs were invented for. This is why Keras starts the forget bias at 1
 #   (`unit_forget_bias`). It even grows slowly, to about 75 after 100 steps.
