@@ -65,6 +65,11 @@ def params(fn: str, value: Any, name: str = "params") -> AnyParams:
         f"{fn}: {name} must be an LSTMParams(kernel, recurrent_kernel, bias) "
         "or an LSTMPParams(kernel, recurrent_kernel, bias, projection_kernel)"
     )
+    if isinstance(value, list) and value and all(isinstance(v, (LSTMParams, LSTMPParams)) for v in value):
+        raise TypeError(
+            f"{expected}, got a list of {len(value)} (from_torch returns one per layer and direction): "
+            "pass one of them, from_torch(module, as_list=False) for a one-layer module, or the list to stacked_lstm"
+        )
     if not isinstance(value, tuple):
         raise TypeError(f"{expected}, got {type(value).__name__}")
     if len(value) not in (3, 4):

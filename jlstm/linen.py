@@ -34,6 +34,7 @@ class _Config(nn.Module):
     unroll: int | bool = 1
     remat_chunk: int | None = None
     recurrence: str | Plan = "auto"
+    precision: str | jax.lax.Precision | None = None
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
     unit_forget_bias: bool = True
@@ -105,8 +106,8 @@ class LSTM(_Config):
       keeps Keras's fused layout and ``(h, c)`` order.
 
     The options ``return_sequences``, ``return_state``, ``go_backwards``, ``time_major``,
-    ``activation``, ``recurrent_activation``, ``unroll``, ``remat_chunk``, ``recurrence``, ``dropout``
-    and ``recurrent_dropout`` are attributes with the meaning and the default they have in
+    ``activation``, ``recurrent_activation``, ``unroll``, ``remat_chunk``, ``recurrence``, ``precision``,
+    ``dropout`` and ``recurrent_dropout`` are attributes with the meaning and the default they have in
     [`jlstm.lstm`][].
 
     Attributes:

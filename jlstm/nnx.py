@@ -172,8 +172,8 @@ class LSTM(_Weights, _Layer):
     given weights (from [`jlstm.from_keras`][] or [`jlstm.from_torch`][]).
 
     The options ``return_sequences``, ``return_state``, ``go_backwards``, ``time_major``,
-    ``activation``, ``recurrent_activation``, ``unroll``, ``remat_chunk``, ``recurrence``, ``dropout``
-    and ``recurrent_dropout`` are keyword arguments with the meaning and the default they have in
+    ``activation``, ``recurrent_activation``, ``unroll``, ``remat_chunk``, ``recurrence``, ``precision``,
+    ``dropout`` and ``recurrent_dropout`` are keyword arguments with the meaning and the default they have in
     [`jlstm.lstm`][].
 
     Args:
@@ -223,6 +223,7 @@ class LSTM(_Weights, _Layer):
         unroll: int | bool = 1,
         remat_chunk: int | None = None,
         recurrence: str | Plan = "auto",
+        precision: str | jax.lax.Precision | None = None,
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         deterministic: bool = True,
@@ -332,6 +333,7 @@ class Bidirectional(_Layer):
         unroll: int | bool = 1,
         remat_chunk: int | None = None,
         recurrence: str | Plan = "auto",
+        precision: str | jax.lax.Precision | None = None,
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         deterministic: bool = True,

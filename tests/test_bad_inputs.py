@@ -302,6 +302,8 @@ CASES = [
     bad("unroll 0", "lstm", "unroll", ValueError, lstm(unroll=0), "unroll", "positive int"),
     bad("unroll a string", "lstm", "unroll", TypeError, lstm(unroll="2"), "unroll", "positive int", "str"),
     bad("unroll a float", "lstm", "unroll", TypeError, lstm(unroll=2.0), "unroll", "positive int", "float"),
+    bad("params a list of params", "lstm", "params", TypeError, lstm(params=[P]), "params", "list of 1", "as_list=False",
+        "stacked_lstm"),
     bad("precision unknown", "lstm", "precision", ValueError, lstm(precision="ultra"), "precision", "highest",
         "'ultra'"),
     bad("precision a number", "lstm", "precision", TypeError, lstm(precision=3), "precision", "jax.lax.Precision",

@@ -232,13 +232,25 @@ def test_precision_reaches_every_matmul_of_the_accelerator_programs(recurrence):
 
 
 def test_precision_is_passed_by_every_function():
-    """``lstm_cell``, ``bidirectional`` and ``stacked_lstm`` take ``precision`` and put it in their matmuls."""
+    """``lstm_cell``, ``bidirectional``, ``stacked_lstm`` and the flax modules put ``precision`` in their matmuls."""
+    from flax import nnx
+
+    from jlstm import linen
+    from jlstm import nnx as jlstm_nnx
+
     params, x, _ = data()
     state = jlstm.zero_state(params, BATCH)
+    variables = linen.variables_from_params((params, params))
+
+    def nnx_call(precision):
+        return jlstm_nnx.Bidirectional(INPUT_DIM, UNITS, rngs=nnx.Rngs(0), precision=precision)(x)
+
     calls = {
         "lstm_cell": lambda precision: jlstm.lstm_cell(params, state, x[:, 0], precision=precision),
         "bidirectional": lambda precision: jlstm.bidirectional(params, params, x, precision=precision),
         "stacked_lstm": lambda precision: jlstm.stacked_lstm([params], x, precision=precision),
+        "linen": lambda precision: linen.Bidirectional(UNITS, precision=precision).apply(variables, x),
+        "nnx": nnx_call,
     }
     for name, call in calls.items():
         text = jax.jit(functools.partial(call, jax.lax.Precision.HIGHEST)).lower().as_text()
