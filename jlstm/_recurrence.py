@@ -39,6 +39,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from . import _dropout, _plan, _remat, _validate
@@ -258,9 +259,9 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
         dh, dc, dy = step(t, dz, *((dh, dc, dy) if masked else (None, dc, None)), u)
         return (dh, dc, dy), (dy if masked else dh)
 
-    def chunk(carry, start, size, dxs):  # steps start, ..., start + size - 1
-        es, us = linear_terms(start, size, dkernel, drecurrent, dxs, dprojection)
-        return scan(body, carry, (es, us, start + jnp.arange(size)), chains=1)
+    def chunk(carry, start, ts, dxs):  # steps ts = start, ..., start + size - 1
+        es, us = linear_terms(start, ts.shape[0], dkernel, drecurrent, dxs, dprojection)
+        return scan(body, carry, (es, us, ts), chains=1)
 
     # In chunks of steps, so that reverse mode never holds every step's dZ at once: each chunk's transpose
     # is a reverse loop that yields its dZ and then the chunk's share of X^T dZ, H^T dZ, sum dZ and dZ W^T.
@@ -272,13 +273,14 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
         jnp.zeros_like(c0) if dc0 is None else dc0,
         jnp.zeros_like(h0) if masked else None,
     )
+    # The step numbers are constants that the loops read, so that reverse mode has nothing to compute for
+    # them in a loop of its own before the backward pass.
+    ts = np.arange(steps, dtype=np.int32)
     if head:
-        carry, dys_head = chunk(carry, 0, head, None if dxs is None else dxs[:head])
+        carry, dys_head = chunk(carry, ts[0], ts[:head], None if dxs is None else dxs[:head])
     dxs_chunks = None if dxs is None else dxs[head:].reshape(count, size, *dxs.shape[1:])
     carry, dys = jax.lax.scan(  # one chunk (small shapes) compiles to the program without the outer loop
-        lambda carry, inputs: chunk(carry, inputs[0], size, inputs[1]),
-        carry,
-        (head + size * jnp.arange(count), dxs_chunks),
+        lambda carry, inputs: chunk(carry, *inputs), carry, (ts[head::size], ts[head:].reshape(count, size), dxs_chunks)
     )
     dys = dys.reshape(count * size, *dys.shape[2:])
     if head:
