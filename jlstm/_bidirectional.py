@@ -2,10 +2,11 @@
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, TypeAlias, overload
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _layer, _options, _validate
 from ._cell import Activation
@@ -15,11 +16,114 @@ from ._plan import Plan
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
+# What bidirectional returns when merge_mode or return_state is not a literal: one of the overloads' results.
+BidirectionalResult: TypeAlias = (
+    jax.Array
+    | tuple[jax.Array, jax.Array]
+    | tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
+    | tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
+)
 
+
+# The overloads give mypy the result's type from the literal merge_mode (None: a pair of outputs) and
+# return_state (the four final states after the output, flat as in Keras); each lists every parameter.
+@overload
 def bidirectional(
     forward_params: AnyParams,
     backward_params: AnyParams,
-    inputs: jax.Array,
+    inputs: jax.Array | np.ndarray,
+    *,
+    merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat",
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
+    return_sequences: bool = False,
+    return_state: Literal[False] = False,
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
+) -> jax.Array: ...
+@overload
+def bidirectional(
+    forward_params: AnyParams,
+    backward_params: AnyParams,
+    inputs: jax.Array | np.ndarray,
+    *,
+    merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat",
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
+    return_sequences: bool = False,
+    return_state: Literal[True],
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]: ...
+@overload
+def bidirectional(
+    forward_params: AnyParams,
+    backward_params: AnyParams,
+    inputs: jax.Array | np.ndarray,
+    *,
+    merge_mode: None,
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
+    return_sequences: bool = False,
+    return_state: Literal[False] = False,
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
+) -> tuple[jax.Array, jax.Array]: ...
+@overload
+def bidirectional(
+    forward_params: AnyParams,
+    backward_params: AnyParams,
+    inputs: jax.Array | np.ndarray,
+    *,
+    merge_mode: None,
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
+    return_sequences: bool = False,
+    return_state: Literal[True],
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]: ...
+@overload
+def bidirectional(
+    forward_params: AnyParams,
+    backward_params: AnyParams,
+    inputs: jax.Array | np.ndarray,
     *,
     merge_mode: str | None = "concat",
     initial_state: Sequence[jax.Array] | None = None,
@@ -37,7 +141,29 @@ def bidirectional(
     remat_chunk: int | None = None,
     recurrence: str | Plan = "auto",
     precision: str | jax.lax.Precision | None = None,
-) -> Any:
+) -> BidirectionalResult: ...
+def bidirectional(
+    forward_params: AnyParams,
+    backward_params: AnyParams,
+    inputs: jax.Array | np.ndarray,
+    *,
+    merge_mode: str | None = "concat",
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
+    return_sequences: bool = False,
+    return_state: bool = False,
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
+) -> BidirectionalResult:
     r"""Runs a forward and a backward LSTM over a sequence and merges them, as Keras's ``Bidirectional``.
 
     The forward direction is ``lstm(forward_params, inputs)``, the backward one
@@ -134,7 +260,7 @@ def run(
     fn: str,
     forward_params: AnyParams,
     backward_params: AnyParams,
-    inputs: jax.Array,
+    inputs: jax.Array | np.ndarray,
     merge_mode: str | None,
     initial_state: Sequence[jax.Array] | None,
     mask: jax.Array | None,

@@ -5,7 +5,7 @@ Keras is imported inside the functions, so ``import jlstm`` does not need it.
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import jax
 import jax.numpy as jnp
@@ -213,7 +213,13 @@ def _recurrent_layers(fn: str, model: Any) -> list:
     return found
 
 
-def from_keras(layer_or_model: Any) -> Any:
+# A path gives the model's layers. Keras ships no types, so mypy sees every layer and model as Any and cannot tell
+# an LSTM (LSTMParams) from a Bidirectional (a pair) or a Model (a list): the result of a Keras object stays Any.
+@overload
+def from_keras(layer_or_model: str | os.PathLike[str]) -> list[KerasLSTMLayer]: ...
+@overload
+def from_keras(layer_or_model: Any) -> Any: ...
+def from_keras(layer_or_model: Any) -> LSTMParams | tuple[LSTMParams, LSTMParams] | list[KerasLSTMLayer]:
     r"""Reads LSTM weights (and, for a model, the layers' flags) out of Keras 3.
 
     Keras stores exactly jlstm's layout, so this is a copy:

@@ -2,10 +2,11 @@
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _dropout, _options, _plan, _recurrence, _validate
 from ._cell import Activation
@@ -14,11 +15,57 @@ from ._params import AnyParams, LSTMState, output_dim, state_dtype
 from ._plan import Plan
 
 
+# The overloads give mypy the result's type from the literal return_state; each lists every parameter.
+@overload
 def lstm(
     params: AnyParams,
-    inputs: jax.Array,
+    inputs: jax.Array | np.ndarray,
     *,
-    initial_state: tuple[jax.Array, jax.Array] | None = None,
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
+    return_sequences: bool = False,
+    return_state: Literal[False] = False,
+    go_backwards: bool = False,
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
+) -> jax.Array: ...
+@overload
+def lstm(
+    params: AnyParams,
+    inputs: jax.Array | np.ndarray,
+    *,
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
+    return_sequences: bool = False,
+    return_state: Literal[True],
+    go_backwards: bool = False,
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]: ...
+@overload
+def lstm(
+    params: AnyParams,
+    inputs: jax.Array | np.ndarray,
+    *,
+    initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: bool = False,
@@ -34,7 +81,28 @@ def lstm(
     remat_chunk: int | None = None,
     recurrence: str | Plan = "auto",
     precision: str | jax.lax.Precision | None = None,
-) -> Any:
+) -> jax.Array | tuple[jax.Array, jax.Array, jax.Array]: ...
+def lstm(
+    params: AnyParams,
+    inputs: jax.Array | np.ndarray,
+    *,
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
+    return_sequences: bool = False,
+    return_state: bool = False,
+    go_backwards: bool = False,
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
+) -> jax.Array | tuple[jax.Array, jax.Array, jax.Array]:
     r"""Runs an LSTM over a sequence, with the flags and results of ``keras.layers.LSTM``.
 
     Each step is [`lstm_cell`][jlstm.lstm_cell]: `z = x W + h R + b`, gates
@@ -188,7 +256,7 @@ def lstm(
 def run(
     fn: str,
     params: AnyParams,
-    inputs: jax.Array,
+    inputs: jax.Array | np.ndarray,
     initial_state: Sequence[jax.Array] | None,
     mask: jax.Array | None,
     key: jax.Array | None,

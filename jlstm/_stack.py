@@ -1,25 +1,76 @@
 """Stacked LSTMs, PyTorch's ``num_layers``: each layer's sequence is the next layer's input."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _bidirectional, _dropout, _layer, _options, _validate
 from ._cell import Activation
 from ._init import init_params
-from ._params import AnyParams, LSTMParams, output_dim
+from ._params import AnyParams, LSTMParams, LSTMPParams, output_dim
 from ._plan import Plan
 
 
+# The overloads give mypy the result's type from the literal return_state; each lists every parameter.
+@overload
 def stacked_lstm(
-    params_list: Sequence[LSTMParams],
-    inputs: jax.Array,
+    params_list: Sequence[AnyParams],
+    inputs: jax.Array | np.ndarray,
     *,
     bidirectional: bool = False,
     merge_mode: str = "concat",
-    initial_state: tuple[jax.Array, jax.Array] | None = None,
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
+    return_sequences: bool = False,
+    return_state: Literal[False] = False,
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    inter_layer_dropout: float = 0.0,
+    training: bool = False,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
+) -> jax.Array: ...
+@overload
+def stacked_lstm(
+    params_list: Sequence[AnyParams],
+    inputs: jax.Array | np.ndarray,
+    *,
+    bidirectional: bool = False,
+    merge_mode: str = "concat",
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
+    return_sequences: bool = False,
+    return_state: Literal[True],
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    inter_layer_dropout: float = 0.0,
+    training: bool = False,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]: ...
+@overload
+def stacked_lstm(
+    params_list: Sequence[AnyParams],
+    inputs: jax.Array | np.ndarray,
+    *,
+    bidirectional: bool = False,
+    merge_mode: str = "concat",
+    initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: bool = False,
@@ -35,7 +86,30 @@ def stacked_lstm(
     remat_chunk: int | None = None,
     recurrence: str | Plan = "auto",
     precision: str | jax.lax.Precision | None = None,
-) -> Any:
+) -> jax.Array | tuple[jax.Array, jax.Array, jax.Array]: ...
+def stacked_lstm(
+    params_list: Sequence[AnyParams],
+    inputs: jax.Array | np.ndarray,
+    *,
+    bidirectional: bool = False,
+    merge_mode: str = "concat",
+    initial_state: Sequence[jax.Array] | None = None,
+    mask: jax.Array | None = None,
+    return_sequences: bool = False,
+    return_state: bool = False,
+    time_major: bool = False,
+    activation: Activation = jnp.tanh,
+    recurrent_activation: Activation = jax.nn.sigmoid,
+    unroll: int | bool = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    inter_layer_dropout: float = 0.0,
+    training: bool = False,
+    key: jax.Array | None = None,
+    remat_chunk: int | None = None,
+    recurrence: str | Plan = "auto",
+    precision: str | jax.lax.Precision | None = None,
+) -> jax.Array | tuple[jax.Array, jax.Array, jax.Array]:
     r"""Runs ``num_layers`` LSTMs (or bidirectional LSTMs) one on top of the other.
 
     Layer ``l + 1`` reads the full output sequence of layer ``l``, as Keras
@@ -174,7 +248,7 @@ def stacked_lstm(
 
 def _check_layers(
     fn: str, params_list: Any, bidirectional: bool, merge_mode: Any
-) -> tuple[list[LSTMParams], str | None]:
+) -> tuple[list[AnyParams], str | None]:
     """What the layers' own calls cannot check: the count, and that each layer fits the one below it."""
     if isinstance(params_list, LSTMParams) or not isinstance(params_list, (list, tuple)):
         got = type(params_list).__name__
@@ -210,6 +284,34 @@ def _check_layers(
     return params_list, merge_mode
 
 
+# proj_size None draws LSTMParams, an int LSTMPParams: the overloads tell mypy which (each lists every parameter).
+@overload
+def init_stacked_params(
+    key: jax.Array,
+    input_dim: int,
+    units: int,
+    num_layers: int,
+    *,
+    bidirectional: bool = False,
+    merge_mode: str = "concat",
+    proj_size: None = None,
+    dtype=jnp.float32,
+    unit_forget_bias: bool = True,
+) -> list[LSTMParams]: ...
+@overload
+def init_stacked_params(
+    key: jax.Array,
+    input_dim: int,
+    units: int,
+    num_layers: int,
+    *,
+    bidirectional: bool = False,
+    merge_mode: str = "concat",
+    proj_size: int,
+    dtype=jnp.float32,
+    unit_forget_bias: bool = True,
+) -> list[LSTMPParams]: ...
+@overload
 def init_stacked_params(
     key: jax.Array,
     input_dim: int,
@@ -221,7 +323,19 @@ def init_stacked_params(
     proj_size: int | None = None,
     dtype=jnp.float32,
     unit_forget_bias: bool = True,
-) -> list[AnyParams]:
+) -> list[LSTMParams] | list[LSTMPParams]: ...
+def init_stacked_params(
+    key: jax.Array,
+    input_dim: int,
+    units: int,
+    num_layers: int,
+    *,
+    bidirectional: bool = False,
+    merge_mode: str = "concat",
+    proj_size: int | None = None,
+    dtype=jnp.float32,
+    unit_forget_bias: bool = True,
+) -> list[LSTMParams] | list[LSTMPParams]:
     """Draws the ``params_list`` of [`stacked_lstm`][jlstm.stacked_lstm] with Keras's initialisers.
 
     Each layer and direction is drawn by [`init_params`][jlstm.init_params].
@@ -265,13 +379,15 @@ def init_stacked_params(
     proj_size = _validate.projection_size(fn, proj_size, units)
     width = (proj_size or units) * (2 if bidirectional and merge_mode == "concat" else 1)
     keys = jax.random.split(key, num_layers * directions)
-    return [
+    layers = [
         init_params(
             k, input_dim if i < directions else width, units,
             proj_size=proj_size, dtype=dtype, unit_forget_bias=unit_forget_bias,
         )
         for i, k in enumerate(keys)
     ]
+    # One proj_size for every layer: all LSTMParams or all LSTMPParams, which mypy cannot see in the loop.
+    return cast("list[LSTMParams] | list[LSTMPParams]", layers)
 
 
 def _merge_mode(fn: str, merge_mode: object) -> str:
