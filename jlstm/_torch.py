@@ -256,7 +256,7 @@ def _check_module(fn: str, name: str, module: Any) -> "torch.nn.LSTM":
     return module
 
 
-def to_torch(params_list: Sequence[AnyParams], module: Any) -> Any:
+def to_torch(params_list: AnyParams | Sequence[AnyParams], module: Any) -> Any:
     r"""Loads jlstm weights into a ``torch.nn.LSTM`` or ``LSTMCell``, in place.
 
     The inverse of [`from_torch`][jlstm.from_torch]: ``weight_ih = kernel.T``,

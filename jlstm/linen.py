@@ -11,6 +11,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _options, _validate
 from ._bidirectional import bidirectional
@@ -147,7 +148,7 @@ class LSTM(_Config):
     @nn.compact
     def __call__(
         self,
-        inputs: jax.Array,
+        inputs: jax.Array | np.ndarray,
         initial_state: tuple[jax.Array, jax.Array] | None = None,
         mask: jax.Array | None = None,
         *,
@@ -245,7 +246,7 @@ class Bidirectional(_Config):
     @nn.compact
     def __call__(
         self,
-        inputs: jax.Array,
+        inputs: jax.Array | np.ndarray,
         initial_state: tuple[jax.Array, ...] | None = None,
         mask: jax.Array | None = None,
         *,

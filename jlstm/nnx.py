@@ -9,6 +9,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from . import _options, _validate
@@ -273,7 +274,7 @@ class LSTM(_Weights, _Layer):
 
     def __call__(
         self,
-        inputs: jax.Array,
+        inputs: jax.Array | np.ndarray,
         initial_state: tuple[jax.Array, jax.Array] | None = None,
         mask: jax.Array | None = None,
         *,
@@ -401,7 +402,7 @@ class Bidirectional(_Layer):
 
     def __call__(
         self,
-        inputs: jax.Array,
+        inputs: jax.Array | np.ndarray,
         initial_state: tuple[jax.Array, ...] | None = None,
         mask: jax.Array | None = None,
         *,
