@@ -27,9 +27,14 @@ COMMANDS = {
         "draw the docs' 'Inside the loop' picture: h_t and c_t of LSTM(1) on [0.1, 0.2, 0.3]",
         "examples",
     ),
+    "memory": (
+        "jlstm.examples.memory",
+        "a recurrent PPO agent that must remember a cue (gymnax's MemoryChain), against a feed-forward one",
+        "examples",
+    ),
 }
 # the modules each extra installs, by the name they are imported under
-EXTRAS = {"examples": {"flax", "optax", "orbax", "matplotlib", "tqdm"}}
+EXTRAS = {"examples": {"flax", "optax", "orbax", "matplotlib", "tqdm", "gymnax"}}
 
 
 def prog() -> str:

@@ -131,7 +131,7 @@ def test_command_line_needs_no_example_extras_until_run():
     code = (
         "import sys, jlstm.__main__ as m\n"
         "try:\n    m.main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "extras = {'optax', 'orbax', 'flax', 'matplotlib', 'tqdm'}\n"
+        "extras = {'optax', 'orbax', 'flax', 'matplotlib', 'tqdm', 'gymnax'}\n"
         "print(sorted(extras & {k.split('.')[0] for k in sys.modules}))"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,7 +156,7 @@ def _jlstm_command(*argv, hide=None):
 
 def test_command_line_help_is_plain_text_under_its_own_name():
     """``jlstm --help`` says ``usage: jlstm``, ``python -m jlstm --help`` its own name; no reStructuredText."""
-    helps = [_jlstm_command("--help")] + [_jlstm_command(name, "--help") for name in ("demo", "seq2seq", "figure")]
+    helps = [_jlstm_command("--help")] + [_jlstm_command(name, "--help") for name in ("demo", "seq2seq", "figure", "memory")]
     assert all(h.returncode == 0 for h in helps), [h.stderr for h in helps]
     assert helps[0].stdout.startswith("usage: python -m jlstm ")
     assert helps[2].stdout.startswith("usage: python -m jlstm seq2seq ")
@@ -182,4 +182,72 @@ def test_a_command_without_its_extra_says_what_to_install(tmp_path):
     result = _jlstm_command("seq2seq", "--steps", "1", "--out", str(tmp_path), hide="optax")
     assert result.returncode == 1, result.stderr
     assert "needs optax" in result.stderr and 'pip install "jlstm[examples]"' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ python -m jlstm memory
+
+
+def _memory():
+    pytest.importorskip("gymnax")
+    from jlstm.examples import memory
+
+    return memory
+
+
+def _memory_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    _memory().add_arguments(parser)
+    return parser.parse_args(["--quiet", *argv])
+
+
+def test_memory_agent_learns_what_the_feed_forward_cannot(tmp_path):
+    """A shortened ``python -m jlstm memory``: the LSTM agent wins well above chance, the feed-forward one
+    does not; the learning curve and the summary are written."""
+    summary = _memory().train(_memory_args("--memory-length", "10", "--rollout-length", "32", "--envs", "32",
+                                           "--lr", "3e-3", "--steps", "81920", "--out", str(tmp_path)))
+    lstm, mlp = summary["agents"]["lstm"], summary["agents"]["mlp"]
+    assert lstm["final_success"] > 0.85 and lstm["greedy_success"] > 0.85, lstm  # chance is 0.5
+    assert mlp["greedy_success"] < 0.65, mlp
+    assert abs(mlp["parameters"] - lstm["parameters"]) < 0.1 * lstm["parameters"]
+    assert (tmp_path / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "summary.json").read_text())["agents"]["lstm"] == lstm
+
+
+def test_memory_acting_step_by_step_equals_the_training_unroll():
+    """The logits and values the agent acted on (``lstm_cell(..., reset=done)`` step by step) are those that
+    ``lstm(..., initial_state=..., reset=...)`` computes over the stored rollout; without the resets they are
+    not."""
+    memory = _memory()
+    agent, config = memory.LSTM_AGENT, memory.Config(num_envs=8, rollout_length=24)
+    env, env_params = memory.make_env(memory_length=4)  # 5-step episodes: several inside each rollout
+    runner = memory.init_runner(agent, env, env_params, config, 16, 1, jax.random.key(0))
+    params = runner.params._replace(lstm=jax.tree.map(lambda w: 3 * w, runner.params.lstm))  # a state that matters
+    collect = jax.jit(lambda runner: memory.collect(agent, env, env_params, params, runner, config.rollout_length))
+    runner, _, _ = collect(runner)  # the second rollout starts from a carried, non-zero state
+    initial_state = runner.state
+    runner, rollout, _ = collect(runner)
+    assert float(jnp.abs(initial_state.c).min()) > 0
+    # step 24 is inside an episode: each row's first segment goes on from initial_state; later ones reset
+    assert not bool(rollout.reset[:, 0].any()) and bool(rollout.reset[:, 1:].any(axis=1).all())
+    logits, value = jax.jit(memory.training_outputs, static_argnums=0)(agent, params, initial_state, rollout)
+    assert_close(logits, rollout.logits)
+    assert_close(value, rollout.value)
+    no_resets = rollout._replace(reset=jnp.zeros_like(rollout.reset))
+    wrong, _ = memory.training_outputs(agent, params, initial_state, no_resets)
+    assert float(jnp.abs(wrong - rollout.logits).max()) > 1e-3
+
+
+def test_memory_segments_figure(tmp_path):
+    """``--figure`` draws the resets page's picture; its outputs obey the segment rule (checked as it draws)."""
+    out = tmp_path / "pictures" / "resets.png"
+    assert _memory().run(_memory_args("--figure", str(out))) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_memory_without_gymnax_says_what_to_install(tmp_path):
+    pytest.importorskip("gymnax")
+    result = _jlstm_command("memory", "--steps", "1", "--out", str(tmp_path), hide="gymnax")
+    assert result.returncode == 1, result.stderr
+    assert "needs gymnax" in result.stderr and 'pip install "jlstm[examples]"' in result.stderr
     assert "Traceback" not in result.stderr
