@@ -472,8 +472,14 @@ def save_learning_curve(curves: dict[str, Curve], path: str, title: str) -> None
 def train(args: argparse.Namespace) -> dict:
     """Trains the LSTM agent and the feed-forward one on the same budget, evaluates them greedily, draws the
     learning curves; returns a summary dict, also saved as ``summary.json`` under ``--out``."""
-    os.makedirs(args.out, exist_ok=True)
     config = Config(num_envs=args.envs, rollout_length=args.rollout_length, lr=args.lr)
+    if config.num_envs % config.minibatches:
+        raise ValueError(f"memory: --envs must be a multiple of {config.minibatches} (PPO's minibatches), "
+                         f"got {config.num_envs}")
+    if config.rollout_length <= args.memory_length + 1:
+        print(f"note: no {args.memory_length + 1}-step episode fits in a {config.rollout_length}-step rollout, "
+              "so no gradient links a cue to its reward; use a --rollout-length above the episode length")
+    os.makedirs(args.out, exist_ok=True)
     env, env_params = make_env(args.memory_length)
     per_update = config.num_envs * config.rollout_length
     updates = max(1, -(-args.steps // per_update))
