@@ -110,6 +110,16 @@ def _jlstm(shape, mode, dtype, **options):
                      _jax_inputs(shape), mode)
 
 
+@impl("jlstm_reset", "jlstm.lstm(return_sequences=True, reset=r), the default plan, with about 10% of the steps "
+                     "starting a new segment (r drawn once per shape, fixed seed)")
+def _jlstm_reset(shape, mode, dtype):
+    import jax
+
+    batch, time_steps = shape[:2]
+    reset = jax.random.bernoulli(jax.random.key(2), 0.1, (batch, time_steps))
+    return _jlstm(shape, mode, dtype, reset=reset)
+
+
 @impl("jlstm_tuned", "jlstm.lstm(return_sequences=True, recurrence=plan): plan = jlstm.tune(...) for this "
                      "shape and mode, tuned before the first call (not counted in it)")
 def _jlstm_tuned(shape, mode, dtype):

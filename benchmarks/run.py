@@ -49,8 +49,9 @@ QUICK_BUDGET = 0.25
 MODES = ("forward", "train")
 SQUARE = (1024, 1, 768, 256)  # as an LSTM shape, the matmul worker's (1024, 1024) @ (1024, 1024)
 PAUSE_S = 0.1  # between two implementations' turns, for the last one's spinning threads to settle
-# Every implementation but the limit and the baseline (on request); the GPU-only peers skip themselves on a CPU.
-PEERS = [name for name in IMPLS if name not in ("matmul", "jlstm_baseline")]
+# Every implementation but the limit, the baseline and the variant with resets (on request); the GPU-only peers
+# skip themselves on a CPU.
+PEERS = [name for name in IMPLS if name not in ("matmul", "jlstm_baseline", "jlstm_reset")]
 ACCELERATOR_PEERS = ["jlstm", "jlstm_tuned", "torch_cuda", "jax_cudnn", "flax_linen_opt", "equinox"]
 ACCELERATOR_BUDGET = 0.6
 PACKAGES = ["jax", "jaxlib", "flax", "equinox", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy"]

@@ -36,6 +36,7 @@ def bidirectional(
     merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat",
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: Literal[False] = False,
     time_major: bool = False,
@@ -59,6 +60,7 @@ def bidirectional(
     merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat",
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: Literal[True],
     time_major: bool = False,
@@ -82,6 +84,7 @@ def bidirectional(
     merge_mode: None,
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: Literal[False] = False,
     time_major: bool = False,
@@ -105,6 +108,7 @@ def bidirectional(
     merge_mode: None,
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: Literal[True],
     time_major: bool = False,
@@ -128,6 +132,7 @@ def bidirectional(
     merge_mode: str | None = "concat",
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: bool = False,
     time_major: bool = False,
@@ -150,6 +155,7 @@ def bidirectional(
     merge_mode: str | None = "concat",
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: bool = False,
     time_major: bool = False,
@@ -206,6 +212,9 @@ def bidirectional(
         Keras's order; zeros if None.
       mask: ``(batch, time)`` (``(time, batch)`` if ``time_major``), True for the
         steps to process.
+      reset: ``(batch, time)`` (``(time, batch)`` if ``time_major``), bool: the
+        steps that start a new segment, as in [`lstm`][jlstm.lstm]; each direction
+        runs each segment on its own.
       return_sequences: return every step, not only the last.
       return_state: also return the final states of both directions.
       time_major: inputs, mask and output sequence have time first, as in [`lstm`][jlstm.lstm].
@@ -253,7 +262,10 @@ def bidirectional(
       ((2, 4), True)
     """
     options = _options.check("bidirectional", locals())
-    return run("bidirectional", forward_params, backward_params, inputs, merge_mode, initial_state, mask, key, options)
+    return run(
+        "bidirectional", forward_params, backward_params, inputs, merge_mode, initial_state, mask, key, options,
+        reset=reset,
+    )
 
 
 def run(
@@ -266,6 +278,8 @@ def run(
     mask: jax.Array | None,
     key: jax.Array | None,
     options: Options,
+    *,
+    reset: jax.Array | None = None,
 ) -> Any:
     """:func:`bidirectional` with checked ``options``: two calls of :func:`jlstm._layer.run`, then the merge.
 
@@ -308,7 +322,8 @@ def run(
         keys = list(jax.random.split(key))
     directions = (forward_params, "forward_params", False), (backward_params, "backward_params", True)
     (y_fwd, h_fwd, c_fwd), (y_bwd, h_bwd, c_bwd) = (
-        _layer.run(fn, p, inputs, s, mask, k, options._replace(return_state=True, go_backwards=back), name=name)
+        _layer.run(fn, p, inputs, s, mask, k, options._replace(return_state=True, go_backwards=back), name=name,
+                   reset=reset)
         for (p, name, back), s, k in zip(directions, states, keys)
     )
     output = _merge(

@@ -22,6 +22,7 @@ def lstm_cell(
     activation: Activation = jnp.tanh,
     recurrent_activation: Activation = jax.nn.sigmoid,
     precision: str | jax.lax.Precision | None = None,
+    reset: jax.Array | None = None,
 ) -> tuple[State, jax.Array]:
     r"""Advances an LSTM by one time step.
 
@@ -46,6 +47,10 @@ def lstm_cell(
       activation: applied to the candidate and to the new cell state.
       recurrent_activation: applied to the input, forget and output gates.
       precision: the matmuls' precision, as in [`lstm`][jlstm.lstm].
+      reset: ``(batch,)`` bool: the rows that start a new segment at this
+        step, from zeros (an episode's first step). Stepping ``lstm_cell``
+        along time with ``reset[:, t]`` gives what [`lstm`][jlstm.lstm]``(...,
+        reset=reset)`` gives for the whole sequence.
 
     Dtypes: the step computes in the dtype policy of [`lstm`][jlstm.lstm]
     (operands in the params' dtype, products and gates in the state dtype,
@@ -81,6 +86,9 @@ def lstm_cell(
     activation = _validate.function("lstm_cell", "activation", activation)
     recurrent_activation = _validate.function("lstm_cell", "recurrent_activation", recurrent_activation)
     precision = _validate.precision("lstm_cell", precision)
+    if reset is not None:
+        reset = _validate.reset("lstm_cell", reset, (x.shape[0],), ("batch",))
+        h, c = restart(reset, (h, c))
     # x W + b, then h R: the order of the loops in lstm, which project all inputs first.
     x_proj = projection("batch", params.kernel, None, params.bias, h.dtype, precision)(x, None)
     z = x_proj + projection("batch", None, params.recurrent_kernel, None, h.dtype, precision)(None, h)
@@ -154,6 +162,18 @@ def masked(m: jax.Array, new: Sequence[jax.Array], old: Sequence[jax.Array], axi
     """
     keep = m[:, None] if axis == -1 else m[None, :]
     return tuple(jnp.where(keep, n, o) for n, o in zip(new, old))
+
+
+def restart(r: jax.Array, arrays: Sequence[jax.Array | None], axis: int = -1) -> tuple:
+    """The start of a new segment: each row whose reset ``r`` ``(B,)`` is True has its ``arrays`` set to zeros.
+
+    ``arrays`` are the state ``(h, c)`` and, with a mask, the previous output:
+    what a sequence with no ``initial_state`` starts from. The batch is on the
+    axis other than ``axis`` (the features' axis, as in :func:`gates`); a None
+    entry stays None.
+    """
+    fresh = r[:, None] if axis == -1 else r[None, :]
+    return tuple(None if a is None else jnp.where(fresh, jnp.zeros_like(a), a) for a in arrays)
 
 
 def elementwise(activation, recurrent_activation, layout, z, h, c, y, m, projection_kernel=None, u=None, *,

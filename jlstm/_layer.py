@@ -23,6 +23,7 @@ def lstm(
     *,
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: Literal[False] = False,
     go_backwards: bool = False,
@@ -45,6 +46,7 @@ def lstm(
     *,
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: Literal[True],
     go_backwards: bool = False,
@@ -67,6 +69,7 @@ def lstm(
     *,
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: bool = False,
     go_backwards: bool = False,
@@ -88,6 +91,7 @@ def lstm(
     *,
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: bool = False,
     go_backwards: bool = False,
@@ -123,6 +127,22 @@ def lstm(
     the first unmasked step even with a non-zero ``initial_state``. The last
     output is the last element of that sequence; a fully masked row outputs
     zeros and returns ``initial_state``.
+
+    Resets (episodes, packed sequences): ``reset[b, t]`` True starts a new
+    segment of row ``b`` at step ``t``: before that step ``h`` and ``c`` are
+    zeros, and so is the mask rule's previous output, as at the start of a
+    sequence with no ``initial_state``. The first segment of a row starts
+    from ``initial_state`` unless ``reset[b, 0]``. The rule: every row's
+    result equals running each of its segments on its own through this
+    function with the same flags (the first from ``initial_state``, every
+    later one from zeros) and joining the pieces; the last output and the
+    final state are the last segment's. With ``go_backwards`` each segment is
+    read from its last step to its first and the segments from the last to
+    the first; the first one processed (the last in time) starts from
+    ``initial_state`` and ``reset[b, 0]`` changes nothing. A mask applies
+    inside each segment as if it were its own sequence; a reset on a masked
+    step still restarts the state. Nothing before a reset reaches anything
+    after it: the gradient across it is exactly zero.
 
     Warning:
       ``go_backwards=True`` reads the input from the last step to the first and
@@ -173,6 +193,8 @@ def lstm(
       initial_state: ``(h0, c0)``, each ``(batch, units)``; zeros if None.
       mask: ``(batch, time)`` (``(time, batch)`` when ``time_major``), bool or
         0/1 numbers; True/1 marks the steps to process.
+      reset: ``(batch, time)`` (``(time, batch)`` when ``time_major``), bool;
+        True starts a new segment of that row at that step (see Resets above).
       return_sequences: return the output of every step, not only the last.
       return_state: also return the final ``h`` and ``c``.
       go_backwards: process the sequence in reverse (see the warning).
@@ -250,7 +272,7 @@ def lstm(
       ((1, 3, 1), (1, 1), (1, 1), True)
     """
     options = _options.check("lstm", locals())
-    return run("lstm", params, inputs, initial_state, mask, key, options)
+    return run("lstm", params, inputs, initial_state, mask, key, options, reset=reset)
 
 
 def run(
@@ -263,6 +285,7 @@ def run(
     options: Options,
     *,
     name: str = "params",
+    reset: jax.Array | None = None,
 ) -> Any:
     """:func:`lstm` with checked ``options``: checks the arrays under ``fn``'s name and runs the layer.
 
@@ -283,9 +306,12 @@ def run(
         initial_state = _validate.state(fn, "initial_state", initial_state, batch, params)
     if mask is not None:
         mask = _validate.mask(fn, mask, inputs.shape[:2], options.time_major)
+    if reset is not None:
+        reset = _validate.reset(fn, reset, tuple(inputs.shape[:2]), names[:2])
     dropout = options.dropout > 0 or options.recurrent_dropout > 0
     options = options._replace(recurrence=_plan_for(fn, options, params, inputs))
-    return _lstm(params, inputs.astype(params.kernel.dtype), initial_state, mask, key if dropout else None, options)
+    inputs = inputs.astype(params.kernel.dtype)
+    return _lstm(params, inputs, initial_state, mask, reset, key if dropout else None, options)
 
 
 def _plan_for(fn: str, options: Options, params: AnyParams, inputs: jax.Array) -> str | Plan:
@@ -301,12 +327,13 @@ def _plan_for(fn: str, options: Options, params: AnyParams, inputs: jax.Array) -
     return plan._replace(unroll=problem.time if unroll is True else max(int(unroll), 1))
 
 
-@functools.partial(jax.jit, static_argnums=5)
+@functools.partial(jax.jit, static_argnums=6)
 def _lstm(
     params: AnyParams,
     inputs: jax.Array,
     initial_state: LSTMState | None,
     mask: jax.Array | None,
+    reset: jax.Array | None,
     key: jax.Array | None,
     options: Options,
 ):
@@ -318,16 +345,20 @@ def _lstm(
         h0 = jnp.broadcast_to(zeros, (batch, output_dim(params)))
         initial_state = LSTMState(h0, jnp.broadcast_to(zeros, (batch, params.units)))
     ms = None if mask is None else (mask if options.time_major else mask.T)  # (T, B)
+    rs = None if reset is None else (reset if options.time_major else reset.T)  # (T, B)
     if options.go_backwards:
         xs = xs[::-1]
         ms = None if ms is None else ms[::-1]
+        # In processing order a segment starts at its last input step: the step before an input-time reset.
+        # The first step processed starts from initial_state, whatever reset[:, 0] says.
+        rs = None if rs is None else jnp.concatenate([jnp.zeros_like(rs[:1]), rs[:0:-1]])
     if ms is not None:
         xs = jnp.where(ms[:, :, None], xs, 0)  # a NaN in a masked step stays out of the gradients
     if key is not None and options.recurrent_dropout == 0:  # runs before any loop, so every recurrence has it
         xs, key = _dropout.drop_inputs(key, xs, options.dropout, params.kernel.dtype), None
     if isinstance(options.recurrence, Plan):
         state, last, ys = _recurrence.run(
-            options.recurrence, params, xs, initial_state, ms,
+            options.recurrence, params, xs, initial_state, ms, rs,
             activation=options.activation, recurrent_activation=options.recurrent_activation,
             precision=options.precision,
         )
@@ -336,6 +367,7 @@ def _lstm(
             params, xs, initial_state, ms, key, options.activation, options.recurrent_activation,
             return_sequences=options.return_sequences, unroll=options.unroll, remat_chunk=options.remat_chunk,
             dropout=options.dropout, recurrent_dropout=options.recurrent_dropout, precision=options.precision,
+            rs=rs,
         )
 
     if options.return_sequences:

@@ -43,7 +43,7 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from . import _dropout, _plan, _remat, _validate
-from ._cell import Activation, elementwise, projection, projection_kernel_of
+from ._cell import Activation, elementwise, projection, projection_kernel_of, restart
 from ._params import AnyParams, LSTMState
 from ._plan import Plan
 
@@ -63,12 +63,15 @@ def run(
     xs: jax.Array,
     initial_state: LSTMState,
     ms: jax.Array | None,
+    rs: jax.Array | None = None,
     *,
     activation: Activation,
     recurrent_activation: Activation,
     precision: jax.lax.Precision | None = None,
 ) -> tuple[LSTMState, jax.Array, jax.Array]:
     """Runs the recurrence as ``plan`` says over time-major ``xs`` ``(T, B, I)``, mask ``ms`` ``(T, B)`` or None.
+
+    ``rs`` ``(T, B)`` (or None): the steps, in processing order, before which a row restarts from zeros.
 
     Returns ``(final state, last output (B, H), outputs (T, B, H))``.
     """
@@ -79,7 +82,7 @@ def run(
     h0, c0 = initial_state
     if features:  # features first: (T, I, B) inputs, (H, B) state
         xs, h0, c0 = jnp.swapaxes(xs, 1, 2), h0.T, c0.T
-    args = (params.kernel, params.recurrent_kernel, params.bias, projection_kernel_of(params), xs, h0, c0, ms)
+    args = (params.kernel, params.recurrent_kernel, params.bias, projection_kernel_of(params), xs, h0, c0, ms, rs)
     how = (plan.layout, plan.projection, precision)
     if plan.backward == "autodiff":
         ys, h, c, last = _forward(finish, scan, how, *args)[0]
@@ -90,18 +93,22 @@ def run(
     return LSTMState(h, c), last, ys
 
 
-def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_kernel, xs, h0, c0, ms):
+def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_kernel, xs, h0, c0, ms, rs):
     """The forward scan; also returns what the tangent needs.
+
+    A row whose reset ``rs[t]`` is True restarts from zeros before step ``t``
+    (:func:`~jlstm._cell.restart`).
 
     ``how`` is ``(layout, where, precision)``: ``layout`` one of :func:`~jlstm._cell.projection`'s
     (with ``"features"``, ``xs`` is ``(T, I, B)`` and the state ``(H, B)``);
     ``where`` ``"step"`` (``x_t W`` in each step) or ``"hoisted"``
     (``X W + b`` for all steps before the loop); ``precision`` every matmul's. Returns
     ``((ys, h, c, last), (zs, hs, cs))``: the outputs, then each step's ``z``
-    and the ``(h, c)`` it started from.
+    and the ``(h, c)`` it started from, after any reset.
     """
     layout, where, precision = how
     masked = ms is not None
+    axis = 0 if layout == "features" else -1
     # The dtype policy (see lstm): operands in the weights' dtype, products and state in h0's dtype.
     if where == "hoisted":  # (T, B, 4H), or (T, 4H, B) features first
         if layout == "features":  # formed batch first: XLA's CPU dot has no 16-bit form of the other
@@ -118,7 +125,9 @@ def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_
 
     def body(carry, inputs):
         h, c, y = carry
-        x, m = inputs if masked else (inputs, None)
+        x, m, r = inputs
+        if r is not None:
+            h, c, y = restart(r, (h, c, y), axis)
         z = project(x, h)
         h_new, c_new, y_new = elementwise(z, h, c, y, m, projection_kernel)
         y_new = h_new if y_new is None else y_new
@@ -126,14 +135,14 @@ def _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_
         return (h_new, c_new, y_new if masked else None), (y_new, z, h if masked else None, c)
 
     y0 = jnp.zeros_like(h0) if masked else None
-    (h, c, y), (ys, zs, hs, cs) = scan(body, (h0, c0, y0), (xs, ms) if masked else xs)
+    (h, c, y), (ys, zs, hs, cs) = scan(body, (h0, c0, y0), (xs, ms, rs))
     last = y if masked else h
     return (ys, h, c, last), (zs, hs, cs)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
-def _fused(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_kernel, xs, h0, c0, ms):
-    return _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_kernel, xs, h0, c0, ms)[0]
+def _fused(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_kernel, xs, h0, c0, ms, rs):
+    return _forward(elementwise, scan, how, kernel, recurrent_kernel, bias, projection_kernel, xs, h0, c0, ms, rs)[0]
 
 
 def _fused_jvp(elementwise, scan, how, primals, tangents):
@@ -145,14 +154,15 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     gates' linear map, which is rematerialised from the saved ``z_t``
     (``jax.checkpoint``) rather than stored. Symbolic-zero tangents add no term.
     """
-    kernel, recurrent_kernel, _, projection_kernel, xs, h0, c0, ms = primals
-    dkernel, drecurrent, dbias, dprojection, dxs, dh0, dc0, _ = (None if _zero(t) else t for t in tangents)
+    kernel, recurrent_kernel, _, projection_kernel, xs, h0, c0, ms, rs = primals
+    dkernel, drecurrent, dbias, dprojection, dxs, dh0, dc0, _, _ = (None if _zero(t) else t for t in tangents)
     layout, _, precision = how
     outputs, (zs, hs, cs) = _forward(elementwise, scan, how, *primals)
     ys = outputs[0]
     dtype = h0.dtype
     masked = ms is not None
     features = layout == "features"
+    axis = 0 if features else -1  # the features' axis of the state
     batch_axis = 2 if features else 1
     steps, batch = xs.shape[0], xs.shape[batch_axis]
     # The weight and input terms are formed with time and batch as one axis of a batch-first matmul, so that
@@ -177,18 +187,20 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     def window(a, start, size):  # steps start, ..., start + size - 1 of a saved (T, ...) array
         return jax.lax.dynamic_slice_in_dim(a, start, size)
 
-    def states(start, size):  # the states h_{t-1} that steps start, ..., start + size - 1 begin from
+    def states(start, size, resets):  # the states h_{t-1} that steps start, ..., start + size - 1 begin from
         if masked:
             return window(hs, start, size)
-        # Without a mask they are h0, y_1, y_2, ...: the outputs, which the forward pass keeps anyway.
+        # Without a mask they are h0, y_1, y_2, ...: the outputs, which the forward pass keeps anyway;
+        # zeros where a reset starts a new segment.
         first = jnp.where(start == 0, h0.astype(ys.dtype), ys[jnp.maximum(start - 1, 0)])[None]
-        return first if size == 1 else jnp.concatenate([first, window(ys, start, size - 1)])
+        before = first if size == 1 else jnp.concatenate([first, window(ys, start, size - 1)])
+        return before if resets is None else jax.vmap(lambda r, h: restart(r, (h,), axis)[0])(resets, before)
 
     bias_term = None if dbias is None else dbias.astype(dtype).reshape((-1, 1) if features else (1, -1))
     weighted = dkernel is not None or drecurrent is not None or dxs is not None
 
     @functools.partial(jax.checkpoint, static_argnums=(1,))
-    def linear_terms(start, size, dkernel, drecurrent, dxs, dprojection):
+    def linear_terms(start, size, dkernel, drecurrent, dxs, dprojection, resets):
         """A chunk's ``(K, B, 4H)`` terms: ``e`` (the weights' and inputs' tangents) and ``u`` (the projection's).
 
         Under ``jax.checkpoint``, the chunk's windows of the saved arrays are
@@ -198,7 +210,7 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
         terms = []
         if dkernel is not None or drecurrent is not None:
             x = None if dkernel is None else rows(window(xs, start, size))
-            h = None if drecurrent is None else rows(states(start, size))
+            h = None if drecurrent is None else rows(states(start, size, resets))
             terms.append(unrows(projection(whole, dkernel, drecurrent, None, dtype, precision)(x, h), size))
         if dxs is not None:
             terms.append(unrows(projection(whole, kernel, None, None, dtype, precision)(rows(dxs), None), size))
@@ -252,16 +264,18 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
 
     def body(carry, inputs):
         dh, dc, dy = carry
-        e, u, t = inputs
+        e, u, t, r = inputs
+        if r is not None:  # a new segment: nothing before it reaches it
+            dh, dc, dy = restart(r, (dh, dc, dy), axis)
         dz = recurrent(dh)
         dz = dz if e is None else dz + e
         dz = dz if weighted or bias_term is None else dz + bias_term
         dh, dc, dy = step(t, dz, *((dh, dc, dy) if masked else (None, dc, None)), u)
         return (dh, dc, dy), (dy if masked else dh)
 
-    def chunk(carry, start, ts, dxs):  # steps ts = start, ..., start + size - 1
-        es, us = linear_terms(start, ts.shape[0], dkernel, drecurrent, dxs, dprojection)
-        return scan(body, carry, (es, us, ts), chains=1)
+    def chunk(carry, start, ts, dxs, resets):  # steps ts = start, ..., start + size - 1
+        es, us = linear_terms(start, ts.shape[0], dkernel, drecurrent, dxs, dprojection, resets)
+        return scan(body, carry, (es, us, ts, resets), chains=1)
 
     # In chunks of steps, so that reverse mode never holds every step's dZ at once: each chunk's transpose
     # is a reverse loop that yields its dZ and then the chunk's share of X^T dZ, H^T dZ, sum dZ and dZ W^T.
@@ -277,10 +291,12 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
     # them in a loop of its own before the backward pass.
     ts = np.arange(steps, dtype=np.int32)
     if head:
-        carry, dys_head = chunk(carry, ts[0], ts[:head], None if dxs is None else dxs[:head])
-    dxs_chunks = None if dxs is None else dxs[head:].reshape(count, size, *dxs.shape[1:])
+        carry, dys_head = chunk(carry, ts[0], ts[:head], *(None if a is None else a[:head] for a in (dxs, rs)))
+    dxs_chunks, rs_chunks = (None if a is None else a[head:].reshape(count, size, *a.shape[1:]) for a in (dxs, rs))
     carry, dys = jax.lax.scan(  # one chunk (small shapes) compiles to the program without the outer loop
-        lambda carry, inputs: chunk(carry, *inputs), carry, (ts[head::size], ts[head:].reshape(count, size), dxs_chunks)
+        lambda carry, inputs: chunk(carry, *inputs),
+        carry,
+        (ts[head::size], ts[head:].reshape(count, size), dxs_chunks, rs_chunks),
     )
     dys = dys.reshape(count * size, *dys.shape[2:])
     if head:
@@ -353,11 +369,11 @@ def _chained_scan(body, carry, xs, *, chains: int, unroll: int | bool, interleav
 
 def scan(
     params, xs, initial_state, ms, key, activation, recurrent_activation,
-    *, return_sequences, unroll, remat_chunk, dropout, recurrent_dropout, precision=None,
+    *, return_sequences, unroll, remat_chunk, dropout, recurrent_dropout, precision=None, rs=None,
 ):
     """The hoisted-projection scan: recurrent dropout (Keras's per-gate masks) and ``remat_chunk`` run here.
 
-    ``xs`` ``(T, B, I)`` and ``ms`` ``(T, B)`` (or None) are time-major, in
+    ``xs`` ``(T, B, I)``, ``ms`` and ``rs`` ``(T, B)`` (or None) are time-major, in
     processing order. Returns ``(final state, last output, outputs or None)``.
     """
     h0, c0 = initial_state
@@ -370,14 +386,16 @@ def scan(
 
     def body(carry, inputs):
         h, c, y = carry
-        x_proj, m = inputs if masked else (inputs, None)
+        x_proj, m, r = inputs
+        if r is not None:
+            h, c, y = restart(r, (h, c, y))
         h, c, y = finish(x_proj + recurrent(h), h, c, y, m, projection_kernel)
         y = h if y is None else y
         return (h, c, y if masked else None), (y if return_sequences else None)
 
     y0 = jnp.zeros_like(h0) if masked else None
-    prepare = (lambda inputs: (project(inputs[0]), inputs[1])) if masked else project
     (h, c, y), ys = _remat.scan(
-        body, (h0, c0, y0), (xs, ms) if masked else xs, prepare=prepare, unroll=unroll, remat_chunk=remat_chunk
+        body, (h0, c0, y0), (xs, ms, rs), prepare=lambda inputs: (project(inputs[0]), *inputs[1:]), unroll=unroll,
+        remat_chunk=remat_chunk,
     )
     return LSTMState(h, c), (y if masked else h), ys

@@ -24,6 +24,7 @@ def stacked_lstm(
     merge_mode: str = "concat",
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: Literal[False] = False,
     time_major: bool = False,
@@ -48,6 +49,7 @@ def stacked_lstm(
     merge_mode: str = "concat",
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: Literal[True],
     time_major: bool = False,
@@ -72,6 +74,7 @@ def stacked_lstm(
     merge_mode: str = "concat",
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: bool = False,
     time_major: bool = False,
@@ -95,6 +98,7 @@ def stacked_lstm(
     merge_mode: str = "concat",
     initial_state: Sequence[jax.Array] | None = None,
     mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
     return_sequences: bool = False,
     return_state: bool = False,
     time_major: bool = False,
@@ -152,6 +156,9 @@ def stacked_lstm(
         zeros if None.
       mask: ``(batch, time)`` (``(time, batch)`` if ``time_major``), True for the
         steps to process; used by every layer.
+      reset: ``(batch, time)`` (``(time, batch)`` if ``time_major``), bool: the
+        steps that start a new segment, as in [`lstm`][jlstm.lstm]; every layer
+        gets the same resets.
       return_sequences: the last layer returns every step.
       return_state: also return the final states of all layers.
       time_major: inputs, mask and output sequence have time first, as in [`lstm`][jlstm.lstm].
@@ -234,9 +241,11 @@ def stacked_lstm(
         layer_options = options._replace(return_sequences=options.return_sequences or not last, return_state=True)
         if bidirectional:
             forward, backward = (params_list[row] for row in layer_rows)
-            x, *layer_state = _bidirectional.run(fn, forward, backward, x, merge, state, mask, layer_key, layer_options)
+            x, *layer_state = _bidirectional.run(
+                fn, forward, backward, x, merge, state, mask, layer_key, layer_options, reset=reset
+            )
         else:
-            x, *layer_state = _layer.run(fn, params_list[layer], x, state, mask, layer_key, layer_options)
+            x, *layer_state = _layer.run(fn, params_list[layer], x, state, mask, layer_key, layer_options, reset=reset)
         hs += layer_state[0::2]
         cs += layer_state[1::2]
         if between and not last:

@@ -197,6 +197,18 @@ def mask(fn: str, value: Any, shape: tuple[int, ...], time_major: bool) -> jnp.n
     return value != 0
 
 
+def reset(fn: str, value: Any, shape: tuple[int, ...], names: tuple[str, ...]) -> jnp.ndarray:
+    """A boolean ``reset``: ``(batch, time)`` or ``(time, batch)`` for a sequence, ``(batch,)`` for one step."""
+    value = as_array(fn, "reset", value)
+    if value.dtype != jnp.bool_:
+        raise TypeError(f"{fn}: reset must be a boolean array of shape {_fmt(shape, names)} "
+                        f"{_fmt((None,) * len(shape), names)}, got dtype {value.dtype}")
+    if tuple(value.shape) != shape:
+        raise ValueError(f"{fn}: reset must have shape {_fmt(shape, names)} {_fmt((None,) * len(shape), names)}, "
+                         f"got {tuple(value.shape)}")
+    return value
+
+
 def unroll(fn: str, value: Any) -> int | bool:
     """``lax.scan``'s ``unroll``: a bool, or a positive Python or NumPy integer."""
     if isinstance(value, (bool, np.bool_)):

@@ -96,7 +96,7 @@ class LSTM(_Config):
     the pure function's argument, and [`variables_from_params`][jlstm.linen.variables_from_params]
     the way back (weights from [`jlstm.from_keras`][] or [`jlstm.from_torch`][] into the module).
 
-    ``__call__(inputs, initial_state=None, mask=None, *, deterministic=True)``
+    ``__call__(inputs, initial_state=None, mask=None, *, reset=None, deterministic=True)``
     returns what [`jlstm.lstm`][] returns for the module's flags. Dropout is
     applied only with ``deterministic=False``; its key comes from the
     ``"dropout"`` rng stream (``apply(..., rngs={"dropout": key})``).
@@ -152,10 +152,13 @@ class LSTM(_Config):
         initial_state: tuple[jax.Array, jax.Array] | None = None,
         mask: jax.Array | None = None,
         *,
+        reset: jax.Array | None = None,
         deterministic: bool = True,
     ) -> Any:
         params = in_dtype("LSTM", _declare(self, self._input_dim(inputs)), self.dtype)
-        return lstm(params, inputs, initial_state=initial_state, mask=mask, **self._call_options(deterministic))
+        return lstm(
+            params, inputs, initial_state=initial_state, mask=mask, reset=reset, **self._call_options(deterministic)
+        )
 
 
 def variables_from_params(params: AnyParams | tuple[AnyParams, AnyParams]) -> dict[str, Any]:
@@ -221,7 +224,7 @@ class Bidirectional(_Config):
 
     Parameters: ``{"forward": {kernel, recurrent_kernel, bias}, "backward":
     {...}}``, each as in [`LSTM`][jlstm.linen.LSTM]. ``__call__(inputs, initial_state=None,
-    mask=None, *, deterministic=True)`` returns what [`jlstm.bidirectional`][]
+    mask=None, *, reset=None, deterministic=True)`` returns what [`jlstm.bidirectional`][]
     returns (``initial_state`` is ``(h_fwd, c_fwd, h_bwd, c_bwd)``). Dropout
     draws one key from the ``"dropout"`` stream, split between the directions.
 
@@ -250,6 +253,7 @@ class Bidirectional(_Config):
         initial_state: tuple[jax.Array, ...] | None = None,
         mask: jax.Array | None = None,
         *,
+        reset: jax.Array | None = None,
         deterministic: bool = True,
     ) -> Any:
         input_dim = self._input_dim(inputs)
@@ -270,5 +274,6 @@ class Bidirectional(_Config):
             merge_mode=self.merge_mode,
             initial_state=initial_state,
             mask=mask,
+            reset=reset,
             **self._call_options(deterministic),
         )

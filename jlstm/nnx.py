@@ -160,7 +160,7 @@ class LSTM(_Weights, _Layer):
     ``rngs.params()`` with Keras's initialisers (as [`jlstm.init_params`][]).
     ``params`` gives them as an [`jlstm.LSTMParams`][].
 
-    ``__call__(inputs, initial_state=None, mask=None, *, deterministic=None,
+    ``__call__(inputs, initial_state=None, mask=None, *, reset=None, deterministic=None,
     rngs=None)`` returns what [`jlstm.lstm`][] returns for the module's flags.
     Dropout is applied only when not deterministic: ``deterministic`` at call
     time wins over the attribute, which is True unless set otherwise, by the
@@ -278,6 +278,7 @@ class LSTM(_Weights, _Layer):
         initial_state: tuple[jax.Array, jax.Array] | None = None,
         mask: jax.Array | None = None,
         *,
+        reset: jax.Array | None = None,
         deterministic: bool | None = None,
         rngs: Rngs | None = None,
     ) -> Any:
@@ -286,6 +287,7 @@ class LSTM(_Weights, _Layer):
             inputs,
             initial_state=initial_state,
             mask=mask,
+            reset=reset,
             **self.options,
             **self._training(deterministic, rngs),
         )
@@ -297,7 +299,7 @@ class Bidirectional(_Layer):
     Holds the parameters of the two directions, ``forward`` and ``backward``,
     each with ``kernel``, ``recurrent_kernel``, ``bias`` and ``params`` as in
     [`LSTM`][jlstm.nnx.LSTM]. ``__call__(inputs, initial_state=None, mask=None, *,
-    deterministic=None, rngs=None)`` returns what [`jlstm.bidirectional`][]
+    reset=None, deterministic=None, rngs=None)`` returns what [`jlstm.bidirectional`][]
     returns (``initial_state`` is ``(h_fwd, c_fwd, h_bwd, c_bwd)``); dropout as
     in [`LSTM`][jlstm.nnx.LSTM], one key split between the directions.
 
@@ -406,6 +408,7 @@ class Bidirectional(_Layer):
         initial_state: tuple[jax.Array, ...] | None = None,
         mask: jax.Array | None = None,
         *,
+        reset: jax.Array | None = None,
         deterministic: bool | None = None,
         rngs: Rngs | None = None,
     ) -> Any:
@@ -416,6 +419,7 @@ class Bidirectional(_Layer):
             merge_mode=self.merge_mode,
             initial_state=initial_state,
             mask=mask,
+            reset=reset,
             **self.options,
             **self._training(deterministic, rngs),
         )

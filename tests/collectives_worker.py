@@ -49,6 +49,7 @@ LSTM_RECURRENCES = RECURRENCES + tuple(plan_name(p) for p in plans())
 CASES = tuple(
     [f"lstm-{mask}-{rec}" for rec in LSTM_RECURRENCES for mask in MASKS]
     + [f"bidirectional-{mask}-{rec}" for rec in RECURRENCES for mask in MASKS]
+    + [f"lstm_reset-{mask}-{rec}" for rec in RECURRENCES for mask in MASKS]
     + [f"{name}-{mask}-auto" for name in COMPOSED for mask in MASKS]
 )
 PROGRAMS = ("forward", "train")

@@ -34,6 +34,7 @@ FULL = os.environ.get("JLSTM_SHARDING_FULL_GRID") == "1"
 COMPOSED = RECURRENCES if FULL else ("auto",)
 MODELS = {
     "lstm": RECURRENCES,
+    "lstm_reset": RECURRENCES,  # episodes inside the rows: reset where the first input feature is above 1
     "bidirectional": RECURRENCES,
     "stacked": COMPOSED,
     "stacked_bidirectional": COMPOSED,
@@ -109,6 +110,10 @@ def model(name: str, recurrence: str):
     key = jax.random.key(1)
     if name == "lstm":
         return jlstm.init_params(key, INPUT_DIM, UNITS), lambda p, x, m: jlstm.lstm(p, x, mask=m, **flags)
+    if name == "lstm_reset":  # the resets come from the sharded inputs, so they are split like the batch
+        return jlstm.init_params(key, INPUT_DIM, UNITS), lambda p, x, m: jlstm.lstm(
+            p, x, mask=m, reset=x[..., 0] > 1.0, **flags
+        )
     if name == "bidirectional":
         params = tuple(jlstm.init_params(k, INPUT_DIM, UNITS) for k in jax.random.split(key))
         return params, lambda p, x, m: jlstm.bidirectional(*p, x, mask=m, **flags)

@@ -1,8 +1,8 @@
 """Data parallelism on 8 forced CPU devices, under an Explicit and an Auto mesh, equals one device.
 
-For every case of ``sharding_worker.CASES`` (``jlstm.lstm``, ``bidirectional``, ``stacked_lstm`` with two
-layers, one and two directions, the linen and nnx ``LSTM`` and ``Bidirectional``; with and without a mask;
-each ``recurrence`` for ``lstm`` and ``bidirectional``, the default one for the others unless
+For every case of ``sharding_worker.CASES`` (``jlstm.lstm``, with and without resets, ``bidirectional``,
+``stacked_lstm`` with two layers, one and two directions, the linen and nnx ``LSTM`` and ``Bidirectional``; with
+and without a mask; each ``recurrence`` for ``lstm`` and ``bidirectional``, the default one for the others unless
 ``JLSTM_SHARDING_FULL_GRID=1``) and every phase (the jitted forward pass; its ``jax.jvp``; a jitted training step,
 ``value_and_grad`` and an ``optax.sgd`` update), the batch sharded over the mesh's ``data`` axis with the
 parameters replicated must give the single-device outputs, loss, gradients and updated parameters, the

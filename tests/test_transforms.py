@@ -30,6 +30,7 @@ BATCH, TIME, INPUT_DIM, UNITS = 2, 3, 2, 3
 DIRECTIONS = 3  # the length of s
 STEP = 1e-6  # of the central differences
 MASK = np.array([[False, True, True], [True, True, False]])  # a leading masked step forwards, and backwards
+RESET = np.array([[False, False, True], [True, True, False]])  # a segment of one step in each row
 RECURRENCES = ("auto", "scan", "step", "fused")
 
 
@@ -64,6 +65,18 @@ def lstm(recurrence, mask):
     def f(params, x, state):
         return jlstm.lstm(
             params, x, initial_state=state, mask=mask, return_sequences=True, recurrence=recurrence
+        )
+
+    return f
+
+
+def lstm_reset(recurrence, mask):
+    """Resets, read backwards: every segment's own state, and the state carried into the first."""
+
+    def f(params, x, state):
+        return jlstm.lstm(
+            params, x, initial_state=state, mask=mask, reset=RESET, go_backwards=True, return_sequences=True,
+            return_state=True, recurrence=recurrence,
         )
 
     return f
@@ -115,6 +128,7 @@ def nnx_lstm(recurrence, mask):
 FUNCTIONS = {
     "lstm": (lstm, (P[0], X, (S[0], S[1]))),
     "lstm_projected": (lstm, (P_PROJECTED, X, (S[0][:, :PROJ], S[1]))),
+    "lstm_reset": (lstm_reset, (P[0], X, (S[0], S[1]))),
     "bidirectional": (bidirectional, ((P[0], P[1]), X, tuple(S))),
     "stacked_lstm": (stacked_lstm, ([P[0], P[2]], X, (np.stack(S[:2]), np.stack(S[2:])))),
     "linen.LSTM": (linen_lstm, (P[0], X, (S[0], S[1]))),
