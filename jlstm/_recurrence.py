@@ -246,11 +246,14 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
             )
 
     @jax.checkpoint
-    def step(t, dz, dh, dc, dy, u):
+    def step(t, dz, dh, dc, dy, u, r_next):
         """Step ``t``'s tangent through the gates' linear map, at the saved ``z_t`` and ``c_{t-1}``.
 
         The saved values are read here, inside ``jax.checkpoint``, for the same
         reason as in ``linear_terms``; the gates are recomputed from them.
+        The rows whose next step starts a segment (``r_next``) hand on zeros:
+        the select is formed here, under ``jax.checkpoint``, so that reverse
+        mode does not store its broadcast mask for every step.
         """
         z, c = zs[t], cs[t]
         m = ms[t] if masked else None
@@ -260,22 +263,23 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
         primals, tangents = (z, h, c, h), (dz, dh, dc, dy)
         if u is not None:  # u's primal is 0: it only carries the projection's term into the step's tangent
             primals, tangents = (*primals, jnp.zeros_like(u)), (*tangents, u)
-        return jax.jvp(lambda z, h, c, y, *u: elementwise(z, h, c, y, m, projection_kernel, *u), primals, tangents)[1]
+        tangent = jax.jvp(lambda z, h, c, y, *u: elementwise(z, h, c, y, m, projection_kernel, *u), primals, tangents)[1]
+        return tangent if r_next is None else (tangent, restart(r_next, tangent, axis))
 
     def body(carry, inputs):
         dh, dc, dy = carry
-        e, u, t, r = inputs
-        if r is not None:  # a new segment: nothing before it reaches it
-            dh, dc, dy = restart(r, (dh, dc, dy), axis)
+        e, u, t, r_next = inputs
         dz = recurrent(dh)
         dz = dz if e is None else dz + e
         dz = dz if weighted or bias_term is None else dz + bias_term
-        dh, dc, dy = step(t, dz, *((dh, dc, dy) if masked else (None, dc, None)), u)
-        return (dh, dc, dy), (dy if masked else dh)
+        stepped = step(t, dz, *((dh, dc, dy) if masked else (None, dc, None)), u, r_next)
+        # Before a new segment, the carry is zeros: nothing before it reaches it.
+        (dh, dc, dy), carry = (stepped, stepped) if r_next is None else stepped
+        return carry, (dy if masked else dh)
 
-    def chunk(carry, start, ts, dxs, resets):  # steps ts = start, ..., start + size - 1
+    def chunk(carry, start, ts, dxs, resets, resets_next):  # steps ts = start, ..., start + size - 1
         es, us = linear_terms(start, ts.shape[0], dkernel, drecurrent, dxs, dprojection, resets)
-        return scan(body, carry, (es, us, ts, resets), chains=1)
+        return scan(body, carry, (es, us, ts, resets_next), chains=1)
 
     # In chunks of steps, so that reverse mode never holds every step's dZ at once: each chunk's transpose
     # is a reverse loop that yields its dZ and then the chunk's share of X^T dZ, H^T dZ, sum dZ and dZ W^T.
@@ -287,16 +291,21 @@ def _fused_jvp(elementwise, scan, how, primals, tangents):
         jnp.zeros_like(c0) if dc0 is None else dc0,
         jnp.zeros_like(h0) if masked else None,
     )
+    if rs is not None:
+        carry = restart(rs[0], carry, axis)
+    rs_next = _following(rs)
     # The step numbers are constants that the loops read, so that reverse mode has nothing to compute for
     # them in a loop of its own before the backward pass.
     ts = np.arange(steps, dtype=np.int32)
     if head:
-        carry, dys_head = chunk(carry, ts[0], ts[:head], *(None if a is None else a[:head] for a in (dxs, rs)))
-    dxs_chunks, rs_chunks = (None if a is None else a[head:].reshape(count, size, *a.shape[1:]) for a in (dxs, rs))
+        carry, dys_head = chunk(carry, ts[0], ts[:head], *(None if a is None else a[:head] for a in (dxs, rs, rs_next)))
+    dxs_chunks, rs_chunks, rs_next_chunks = (
+        None if a is None else a[head:].reshape(count, size, *a.shape[1:]) for a in (dxs, rs, rs_next)
+    )
     carry, dys = jax.lax.scan(  # one chunk (small shapes) compiles to the program without the outer loop
         lambda carry, inputs: chunk(carry, *inputs),
         carry,
-        (ts[head::size], ts[head:].reshape(count, size), dxs_chunks, rs_chunks),
+        (ts[head::size], ts[head:].reshape(count, size), dxs_chunks, rs_chunks, rs_next_chunks),
     )
     dys = dys.reshape(count * size, *dys.shape[2:])
     if head:
@@ -324,6 +333,11 @@ def _chunk_size(steps: int, batch: int, weight_rows: int) -> int:
 
 
 _fused.defjvp(_fused_jvp, symbolic_zeros=True)
+
+
+def _following(rs: jax.Array | None) -> jax.Array | None:
+    """``rs`` shifted one step earlier: for each step, whether the next one starts a segment (False at the end)."""
+    return None if rs is None else jnp.concatenate([rs[1:], jnp.zeros_like(rs[:1])])
 
 
 def _zero(tangent) -> bool:
