@@ -9,6 +9,7 @@ import os
 import pathlib
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -66,3 +67,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def run_modes_once(tmp_path_factory, name: str, worker: str, modes, devices: int) -> pathlib.Path:
+    """Runs ``tests/WORKER MODE OUT`` for every mode side by side, once per session, on ``devices`` forced CPU devices.
+
+    ``OUT`` is ``directory/MODE`` (the worker writes its results there), and its output goes to
+    ``directory/MODE.log``; returns the directory. XLA's cheap optimisation settings: compiling is most of the
+    workers' time, and what they check is where the computation runs, not how well it is optimised.
+    """
+    here = pathlib.Path(__file__).parent
+    env = dict(
+        os.environ,
+        XLA_FLAGS=(
+            f"--xla_force_host_platform_device_count={devices} "
+            "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+        ),
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")]),
+    )
+
+    def run(directory):
+        argv = [sys.executable, str(here / worker)]
+        run_side_by_side({mode: ([*argv, mode, str(directory / mode)], env) for mode in modes}, directory, timeout=600)
+
+    return run_once(tmp_path_factory, name, run)

@@ -21,43 +21,23 @@ does: the collectives are placed by the partitioner whatever the optimisation le
 """
 
 import json
-import os
-import pathlib
-import sys
 
 import pytest
 
 from collectives_worker import CASES, DEVICES
-from processes import run_once, run_side_by_side
+from processes import run_modes_once
 
-HERE = pathlib.Path(__file__).parent
 MODES = ("explicit", "auto")
 MOVES_ACTIVATIONS = ("all-gather", "all-to-all", "collective-permute", "collective-broadcast", "ragged-all-to-all")
-XLA_FLAGS = (
-    f"--xla_force_host_platform_device_count={DEVICES} "
-    "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-)
 
 
 @pytest.fixture(scope="session")
 def compiled(tmp_path_factory):
     """``mode -> {case/program: unit}``: the two modes' workers, run side by side once per session."""
-    env = dict(
-        os.environ,
-        XLA_FLAGS=XLA_FLAGS,
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
-    )
-
-    def run(directory):
-        worker = str(HERE / "collectives_worker.py")
-        commands = {mode: ([sys.executable, worker, mode, str(directory / f"{mode}.json")], env) for mode in MODES}
-        run_side_by_side(commands, directory, timeout=600)
-
-    directory = run_once(tmp_path_factory, "collectives", run)
+    directory = run_modes_once(tmp_path_factory, "collectives", "collectives_worker.py", MODES, DEVICES)
 
     def read(mode):
-        path = directory / f"{mode}.json"
+        path = directory / mode
         if not path.exists():
             pytest.fail(f"the {mode} worker wrote no results: {(directory / f'{mode}.log').read_text()[-6000:]}",
                         pytrace=False)

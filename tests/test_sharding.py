@@ -11,46 +11,26 @@ outputs split by batch rows like the input and the gradients and parameters repl
 ``sharding_worker.py`` computes every case of one mesh mode in one subprocess (the devices must be forced
 before jax starts); the two modes' subprocesses run side by side, once per session, shared by pytest-xdist's
 workers through a lock, and each case's test reads its results. Both placements compile with XLA's cheap
-optimisation settings (``XLA_FLAGS`` below): compiling is most of the time here, and what is compared is the
+optimisation settings (``processes.run_modes_once``): compiling is most of the time here, and what is compared is the
 placement, not the optimisation level.
 """
 
 import json
-import os
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 
 from conftest import assert_close
-from processes import run_once, run_side_by_side
+from processes import run_modes_once
 from sharding_worker import BATCH, CASES, DEVICES, PHASES
 
-HERE = pathlib.Path(__file__).parent
 MODES = ("explicit", "auto")
-XLA_FLAGS = (
-    f"--xla_force_host_platform_device_count={DEVICES} "
-    "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-)
 
 
 @pytest.fixture(scope="session")
 def worker_results(tmp_path_factory):
     """``mode -> (out_dir, log)``: the two modes' workers, run side by side once per session."""
-    env = dict(
-        os.environ,
-        XLA_FLAGS=XLA_FLAGS,
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
-    )
-
-    def run(directory):
-        worker = str(HERE / "sharding_worker.py")
-        commands = {mode: ([sys.executable, worker, mode, str(directory / mode)], env) for mode in MODES}
-        run_side_by_side(commands, directory, timeout=600)
-
-    directory = run_once(tmp_path_factory, "sharding", run)
+    directory = run_modes_once(tmp_path_factory, "sharding", "sharding_worker.py", MODES, DEVICES)
     return lambda mode: (directory / mode, (directory / f"{mode}.log").read_text()[-6000:])
 
 
