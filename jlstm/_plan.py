@@ -96,22 +96,11 @@ class Plan(NamedTuple):
           >>> jlstm.Plan.default_for(params, x, backend="cuda")
           Plan(layout='batch', chains=1, projection='hoisted', backward='fused', unroll=1)
         """
-        here = jax.default_backend()
-        backend = here if backend is None else str(backend)
-        platform = {"cuda": "gpu", "rocm": "gpu"}.get(backend, backend)
-        if platform not in ("cpu", "gpu", "tpu"):
-            raise ValueError(f"Plan.default_for: backend must be 'cpu', 'gpu', 'cuda', 'rocm' or 'tpu', got {backend!r}")
-        here = {"cuda": "gpu", "rocm": "gpu"}.get(here, here)
-        batch_axis = 1 if time_major else 0
-        shape = tuple(inputs.shape)
-        if len(shape) != 3:
-            raise ValueError(f"Plan.default_for: inputs must have 3 axes, got shape {shape}")
-        return default(Problem(
-            batch=int(shape[batch_axis]), time=int(shape[1 - batch_axis]), input_dim=int(shape[2]),
-            units=int(params.units), dtype=np.dtype(params.kernel.dtype).name, backend=platform,
-            devices=int(devices) if devices is not None else (jax.device_count() if platform == here else 1),
-            cores=int(cores) if cores is not None else _machine_cores(), batch_sharded=False,
-        ))
+        if len(tuple(inputs.shape)) != 3:
+            raise ValueError(f"Plan.default_for: inputs must have 3 axes, got shape {tuple(inputs.shape)}")
+        on = problem(inputs, params.units, params.kernel.dtype, time_major=time_major, backend=backend,
+                     device_count=devices, core_count=cores)
+        return default(on)
 
 
 def check(fn: str, plan: Plan) -> Plan:
@@ -161,18 +150,38 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-_machine_cores = cores  # under a name that Plan.default_for's argument does not hide
+PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
 
 
-def problem(inputs, units: int, dtype, *, time_major: bool) -> Problem:
-    """The :class:`Problem` of ``inputs`` (an array or tracer) for a layer of ``units``."""
+def problem(
+    inputs,
+    units: int,
+    dtype,
+    *,
+    time_major: bool,
+    backend: str | None = None,
+    device_count: int | None = None,
+    core_count: int | None = None,
+) -> Problem:
+    """The :class:`Problem` of ``inputs`` (an array, tracer or ``ShapeDtypeStruct``) for a layer of ``units``.
+
+    The machine is this process's: its backend, device count and cores. Given
+    a ``backend`` (another machine's, for :meth:`Plan.default_for`), the device
+    count is 1 unless that backend is this one, and the batch is not sharded.
+    """
     batch_axis = 1 if time_major else 0
     shape = inputs.shape
-    sharded = explicitly_sharded(inputs, batch_axis)
+    here = PLATFORMS.get(jax.default_backend(), jax.default_backend())
+    if backend is not None and backend not in PLATFORMS:
+        raise ValueError(f"Plan.default_for: backend must be one of {tuple(PLATFORMS)}, got {backend!r}")
+    platform = here if backend is None else PLATFORMS[backend]
+    if device_count is None:
+        device_count = jax.device_count() if platform == here else 1
     return Problem(
         batch=int(shape[batch_axis]), time=int(shape[1 - batch_axis]), input_dim=int(shape[2]),
-        units=int(units), dtype=np.dtype(dtype).name, backend=jax.default_backend(),
-        devices=jax.device_count(), cores=cores(), batch_sharded=bool(sharded),
+        units=int(units), dtype=np.dtype(dtype).name, backend=platform, devices=int(device_count),
+        cores=cores() if core_count is None else int(core_count),
+        batch_sharded=backend is None and explicitly_sharded(inputs, batch_axis),
     )
 
 
