@@ -13,6 +13,14 @@ A request may carry ``"dtype": "bfloat16"``: mixed precision, each library's
 own way of running its matmuls on 16-bit operands (see ``DTYPES``); the
 default is float32.
 
+With ``JLSTM_BENCH_CPU_DEVICES=N`` in its environment (``run.py --cpu-devices N``)
+a JAX worker runs on N XLA CPU devices (``jax_num_cpu_devices``, set before its
+first computation), and every JAX and Keras-on-JAX implementation gets the same
+plain data parallelism: the batch sharded over a one-axis mesh of the N devices,
+the parameters replicated, the same jitted function (``_data_parallel``).
+``jlstm_1device`` stays on one device, for the one-device number in the same
+run, and ``torch_cores`` runs N threads.
+
 The first request for a shape and mode builds the function and times its
 first call on its own (``first_s``: tracing and compilation plus one run),
 then 3 warm-up calls; later requests for the same shape and mode warm up with
@@ -59,13 +67,39 @@ def _jax_inputs(shape):
     return jax.random.normal(jax.random.key(1), (batch, time_steps, input_dim), "float32")
 
 
+def cpu_devices() -> int:
+    """The XLA CPU devices a JAX worker runs on: ``$JLSTM_BENCH_CPU_DEVICES``, else 1 (JAX's default)."""
+    return int(os.environ.get("JLSTM_BENCH_CPU_DEVICES") or 1)
+
+
+def _data_parallel(params, x):
+    """``x``'s batch sharded over every device and ``params`` replicated: plain JAX data parallelism.
+
+    The same for every JAX implementation; on one device, nothing changes. A
+    batch that does not split evenly is not run (noted, for that shape only).
+    """
+    import jax
+
+    devices = jax.device_count()
+    NOTES.update(devices=devices)  # reported with the timings
+    if devices == 1:
+        return params, x
+    if x.shape[0] % devices:
+        raise NotImplementedError(f"batch {x.shape[0]} does not split over {devices} devices")
+    mesh = jax.make_mesh((devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    return (jax.device_put(params, jax.NamedSharding(mesh, jax.P())),
+            jax.device_put(x, jax.NamedSharding(mesh, jax.P("data"))))
+
+
 def _jax_pair(apply, params, x, mode):
-    """A jitted forward or a jitted loss-and-grad of a pure ``apply(params, x) -> sequence``."""
+    """A jitted forward or a jitted loss-and-grad of a pure ``apply(params, x) -> sequence``, data parallel
+    over the worker's devices."""
     import jax
     import jax.numpy as jnp
 
     from _timing import jax_sync
 
+    params, x = _data_parallel(params, x)
     if mode == "forward":
         forward = jax.jit(apply)
         return (lambda: forward(params, x)), jax_sync
@@ -108,6 +142,12 @@ def _jlstm(shape, mode, dtype, **options):
     params = jlstm.init_params(jax.random.key(0), input_dim, units, **projection)
     return _jax_pair(lambda p, x: jlstm.lstm(_cast(p, dtype), x, return_sequences=True, **options), params,
                      _jax_inputs(shape), mode)
+
+
+@impl("jlstm_1device", "jlstm.lstm(return_sequences=True), the default plan, on one XLA CPU device whatever "
+                       "$JLSTM_BENCH_CPU_DEVICES says: the one-device number beside the data-parallel ones")
+def _jlstm_1device(shape, mode, dtype):
+    return _jlstm(shape, mode, dtype)
 
 
 @impl("jlstm_reset", "jlstm.lstm(return_sequences=True, reset=r), the default plan, with about 10% of the steps "
@@ -316,6 +356,16 @@ def _torch_t2(shape, mode, dtype):
     return _torch(shape, mode, dtype, threads=2)
 
 
+@impl("torch_cores", "torch.nn.LSTM, as many threads as the JAX workers have CPU devices "
+                     "($JLSTM_BENCH_CPU_DEVICES, else this machine's cores)")
+def _torch_cores(shape, mode, dtype):
+    return _torch(shape, mode, dtype, threads=int(os.environ.get("JLSTM_BENCH_CPU_DEVICES") or _cores()))
+
+
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @impl("torch_t1", "torch.nn.LSTM, 1 thread")
 def _torch_t1(shape, mode, dtype):
     return _torch(shape, mode, dtype, threads=1)
@@ -411,6 +461,10 @@ def main(argv=None):
     parser.add_argument("--impl", required=True, choices=sorted(IMPLS))
     args = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = keras_backend(args.impl)
+    if cpu_devices() > 1 and args.impl != "jlstm_1device" and not args.impl.startswith(("torch", "keras_tf")):
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", cpu_devices())  # before any computation
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     serve(args.impl, (json.loads(line) for line in sys.stdin if line.strip()),

@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick              # a small grid, about two minutes
     python benchmarks/run.py --shapes 16,200,64,128 --impls jlstm,torch_t1 --modes train
     python benchmarks/run.py --dtype bfloat16     # mixed precision, each library's own way
+    python benchmarks/run.py --cpu-devices 2      # one XLA CPU device per core, the batch sharded over them
 
 Every implementation runs in its own worker process (``bench_impl.py``), all
 started at once and kept alive. For each shape and mode the implementations
@@ -51,9 +52,15 @@ SQUARE = (1024, 1, 768, 256)  # as an LSTM shape, the matmul worker's (1024, 102
 PAUSE_S = 0.1  # between two implementations' turns, for the last one's spinning threads to settle
 # Every implementation but the limit, the baseline and the variant with resets (on request); the GPU-only peers
 # skip themselves on a CPU.
-PEERS = [name for name in IMPLS if name not in ("matmul", "jlstm_baseline", "jlstm_reset")]
+PEERS = [name for name in IMPLS if name not in ("matmul", "jlstm_baseline", "jlstm_reset", "jlstm_1device",
+                                                "torch_cores")]
 ACCELERATOR_PEERS = ["jlstm", "jlstm_tuned", "torch_cuda", "jax_cudnn", "flax_linen_opt", "equinox"]
 ACCELERATOR_BUDGET = 0.6
+# --cpu-devices N: the JAX and Keras-on-JAX peers on N XLA CPU devices with the batch sharded (the same plain data
+# parallelism for each, bench_impl._data_parallel), jlstm on one device beside them, torch with N threads.
+DATA_PARALLEL_PEERS = ["jlstm", "jlstm_1device", "flax_linen_opt", "flax_linen", "flax_nnx_opt", "equinox",
+                       "keras_jax", "torch_cores"]
+CPU_DEVICES = None  # --cpu-devices: passed to every worker as JLSTM_BENCH_CPU_DEVICES
 PACKAGES = ["jax", "jaxlib", "flax", "equinox", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy"]
 
 
@@ -73,8 +80,11 @@ def worker_env():
     """The environment of every worker: this one, this checkout first on the path, no accelerator preallocation,
     and an empty plan cache of this run's own, so that no column runs a plan tuned earlier on this machine (a
     baseline checkout from before ``jlstm.load_tuned_plans`` existed read the cache by itself)."""
-    return dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false", JLSTM_CACHE_DIR=empty_plan_cache(),
-                PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(HERE), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false", JLSTM_CACHE_DIR=empty_plan_cache(),
+               PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(HERE), os.environ.get("PYTHONPATH")])))
+    if CPU_DEVICES:
+        env["JLSTM_BENCH_CPU_DEVICES"] = str(CPU_DEVICES)
+    return env
 
 
 @functools.cache
@@ -313,6 +323,11 @@ def main(argv=None):
     parser.add_argument("--accelerator", action="store_true",
                         help=f"the accelerator check: the default grid, {ACCELERATOR_PEERS}, {ACCELERATOR_BUDGET} s "
                         "per cell, 4 rounds, no matmul limit (writes results/accelerator.*)")
+    parser.add_argument("--cpu-devices", type=int, metavar="N",
+                        help=f"one XLA CPU device per core: the JAX and Keras-on-JAX peers on N devices with the batch "
+                        f"sharded, jlstm_1device on one, torch_cores with N threads (default peers "
+                        f"{DATA_PARALLEL_PEERS}, no matmul limit, shapes whose batch N divides; writes "
+                        f"results/cpu_devices_N.*)")
     parser.add_argument("--shapes", nargs="+", help="B,T,I,H or name=B,T,I,H (default: the grid)")
     parser.add_argument("--impls", default=",".join(PEERS), help=f"comma-separated, from {PEERS}")
     parser.add_argument("--modes", default="forward,train", help="forward, train or forward,train (the default)")
@@ -334,6 +349,18 @@ def main(argv=None):
         args.out = args.out or os.path.join(HERE, "results", "accelerator")
         os.environ.setdefault("JLSTM_TUNE_SECONDS", "10")  # jlstm_tuned's tuning budget per shape and mode
     shapes = parse_shapes(args.shapes) if args.shapes else (QUICK_GRID if args.quick else GRID)
+    unsplit = []
+    if args.cpu_devices is not None:
+        global CPU_DEVICES
+        if args.cpu_devices < 2:
+            raise SystemExit(f"--cpu-devices: at least 2, got {args.cpu_devices}")
+        CPU_DEVICES = args.cpu_devices
+        args.impls = args.impls if args.impls != ",".join(PEERS) else ",".join(DATA_PARALLEL_PEERS)
+        args.no_limit = True
+        args.out = args.out or os.path.join(HERE, "results", f"cpu_devices_{CPU_DEVICES}")
+        unsplit = [f"{name} {shape} (batch {shape[0]} does not split over {CPU_DEVICES} devices)"
+                   for name, shape in shapes.items() if shape[0] % CPU_DEVICES]
+        shapes = {name: shape for name, shape in shapes.items() if shape[0] % CPU_DEVICES == 0}
     budget = args.budget if args.budget is not None else (QUICK_BUDGET if args.quick else 2.0)
     modes = args.modes.split(",")
     if not modes or any(m not in MODES for m in modes) or len(set(modes)) < len(modes):
@@ -341,7 +368,7 @@ def main(argv=None):
     impls = args.impls.split(",")
     unknown = [i for i in impls if i not in IMPLS]
     if unknown:
-        raise SystemExit(f"--impls: unknown {unknown}; choose from {PEERS}")
+        raise SystemExit(f"--impls: unknown {unknown}; choose from {sorted(IMPLS)}")
     suffix = "" if args.dtype == "float32" else f"_{args.dtype}"
     out = args.out or os.path.join(HERE, "results", ("quick" if args.quick else "full") + suffix)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -359,6 +386,7 @@ def main(argv=None):
             worker.close()
     info["load_average_after"] = list(os.getloadavg())
     result = {"machine": info, "command": sys.argv, "budget_s": budget, "rounds": args.rounds,
+              "cpu_devices": CPU_DEVICES,
               "dtype": args.dtype, "shapes": shapes, "records": records}
     with open(out + ".json", "w") as f:
         json.dump(result, f, indent=1)
@@ -367,6 +395,7 @@ def main(argv=None):
                       for r in records if "median_s" not in r and "not_applicable" not in r})
     skipped += sorted({f"{r['impl']} on {r['shape_name']} ({r['not_applicable']})"
                        for r in records if "not_applicable" in r})
+    skipped += unsplit
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     dev = info["device"]
     on = f"{dev.get('count')} x {dev.get('kind')} ({dev.get('backend')})" if "kind" in dev else str(dev)
@@ -376,6 +405,10 @@ def main(argv=None):
               (f"- machine: {info['cpu']}, {info['cores']} cores, {info['platform']}, load average "
                f"before/after {info['load_average'][0]:.2f}/{info['load_average_after'][0]:.2f}"),
               f"- versions: python {info['python']}, {versions}",
+              *([(f"- data parallel: the JAX and Keras-on-JAX peers on {CPU_DEVICES} XLA CPU devices "
+                  "(jax_num_cpu_devices) with the batch sharded over them and the parameters replicated, the same "
+                  f"code for each; jlstm_1device on one device; torch_cores with {CPU_DEVICES} threads")]
+                if CPU_DEVICES else []),
               f"- env: {info['env'] or 'none of XLA_/OMP_/OPENBLAS_/MKL_/TF_/GLIBC_/MALLOC_ set'}",
               (f"- command: `{' '.join(sys.argv)}`; {budget} s of timed runs per cell in {args.rounds} "
                f"alternating rounds, {args.dtype}: {DTYPES[args.dtype]}"),

@@ -7,6 +7,7 @@ those frameworks only when called.
 
 from ._bidirectional import bidirectional as bidirectional
 from ._cell import lstm_cell as lstm_cell
+from ._devices import shard_batch as shard_batch
 from ._init import init_params as init_params
 from ._init import zero_state as zero_state
 from ._keras import KerasLSTMLayer as KerasLSTMLayer
@@ -44,6 +45,7 @@ __all__ = [
     "load_tuned_plans",
     "lstm",
     "lstm_cell",
+    "shard_batch",
     "stacked_lstm",
     "to_keras",
     "to_torch",

@@ -82,9 +82,11 @@ class Plan(NamedTuple):
           backend: ``"cpu"``, ``"gpu"`` (or ``"cuda"``, ``"rocm"``), ``"tpu"``;
             None: the default backend of this process.
           time_major: as in [`lstm`][jlstm.lstm].
-          devices: the device count the program will see; None: this
-            process's for its own backend, else 1.
-          cores: the CPU cores it will run on; None: this process's.
+          devices: the device count the program will see, all in one
+            process, with the batch split over them; None: this process's
+            for its own backend, else 1.
+          cores: the CPU cores it will run on, shared by its devices; None:
+            this process's.
 
         Returns:
           The [`Plan`][jlstm.Plan].
@@ -99,7 +101,8 @@ class Plan(NamedTuple):
         if len(tuple(inputs.shape)) != 3:
             raise ValueError(f"Plan.default_for: inputs must have 3 axes, got shape {tuple(inputs.shape)}")
         on = problem(inputs, params.units, params.kernel.dtype, time_major=time_major, backend=backend,
-                     device_count=devices, core_count=cores)
+                     device_count=devices, core_count=cores, local_device_count=devices,
+                     process_count=None if devices is None else 1)
         return default(on)
 
 
@@ -129,16 +132,16 @@ def check(fn: str, plan: Plan) -> Plan:
 
 
 class Problem(NamedTuple):
-    """What a plan is chosen for: the shapes and what they run on (every field a plain hashable value)."""
+    """What a plan is chosen for: the shapes each device runs, and what runs them (every field a plain value)."""
 
-    batch: int
+    batch: int  # the rows each device runs: the batch, or its share when the batch is split over devices
     time: int
     input_dim: int
     units: int
     dtype: str  # the params' dtype name
     backend: str  # jax.default_backend()
     devices: int  # jax.device_count()
-    cores: int  # cores this process may run on
+    cores: int  # the cores each device has: this process's, shared by its local devices
     batch_sharded: bool  # the batch axis is explicitly sharded (sharding in types)
 
 
@@ -162,12 +165,25 @@ def problem(
     backend: str | None = None,
     device_count: int | None = None,
     core_count: int | None = None,
+    local_device_count: int | None = None,
+    process_count: int | None = None,
 ) -> Problem:
     """The :class:`Problem` of ``inputs`` (an array, tracer or ``ShapeDtypeStruct``) for a layer of ``units``.
 
-    The machine is this process's: its backend, device count and cores. Given
-    a ``backend`` (another machine's, for :meth:`Plan.default_for`), the device
-    count is 1 unless that backend is this one, and the batch is not sharded.
+    A plan is chosen for what one device runs. With several devices the
+    batch is taken as split over them: the batch axis's mesh axes where it
+    is sharded in its type (an Explicit mesh), else every device, as in
+    data parallelism over an Auto mesh, whose traced types do not say how
+    the batch is split (:func:`batch_may_be_sharded` assumes the same). A
+    device's share is the largest, ``ceil(batch / shards)``. Each device has
+    the process's cores over its local devices (at least one); in a job of
+    several processes the rule takes one core per device, so that every
+    process traces the same program whatever its own cores.
+
+    The machine is this process's: its backend, device counts and cores.
+    Given a ``backend`` (another machine's, for :meth:`Plan.default_for`),
+    the device count is 1 unless that backend is this one, and the batch is
+    not sharded.
     """
     batch_axis = 1 if time_major else 0
     shape = inputs.shape
@@ -177,36 +193,46 @@ def problem(
     platform = here if backend is None else PLATFORMS[backend]
     if device_count is None:
         device_count = jax.device_count() if platform == here else 1
+    if local_device_count is None:
+        local_device_count = jax.local_device_count() if platform == here else 1
+    if process_count is None:
+        process_count = jax.process_count() if platform == here else 1
+    sharded = backend is None and explicitly_sharded(inputs, batch_axis)
+    batch = int(shape[batch_axis])
+    shards = batch_shards(inputs, batch_axis) if sharded else int(device_count)
+    core_count = cores() if core_count is None else int(core_count)
+    per_device = 1 if process_count > 1 else max(1, core_count // max(1, int(local_device_count)))
     return Problem(
-        batch=int(shape[batch_axis]), time=int(shape[1 - batch_axis]), input_dim=int(shape[2]),
+        batch=-(-batch // max(1, shards)), time=int(shape[1 - batch_axis]), input_dim=int(shape[2]),
         units=int(units), dtype=np.dtype(dtype).name, backend=platform, devices=int(device_count),
-        cores=cores() if core_count is None else int(core_count),
-        batch_sharded=backend is None and explicitly_sharded(inputs, batch_axis),
+        cores=per_device, batch_sharded=sharded,
     )
 
 
 def default(p: Problem) -> Plan:
-    """The plan ``"auto"`` runs when :func:`jlstm.tune` recorded none: a rule per choice.
+    """The plan ``"auto"`` runs when :func:`jlstm.tune` recorded none: a rule per choice, for what one device runs.
 
     On GPU and TPU: the input projection hoisted out of the loop as one large
     matmul and the fused backward, so the loop does only ``h R`` (cuDNN's
     structure). On CPU (``benchmarks/RESULTS.md``, "How the loop runs on
-    CPU"): the projection inside the step, which XLA's CPU backend runs
-    faster; features first for large weights (from 4M) with a batch up to
-    64 on one device; one stacked matmul for tiny weights (under 32K); and
-    two batch chains where one step's matmuls (10 to 60 MFLOP) are too
-    small for XLA to spread over the cores, when there are at least two
-    cores, one device and an unsharded, even batch of at least 32.
+    CPU"), from the rows and cores of one device: the projection inside the
+    step, which XLA's CPU backend runs faster; features first for large
+    weights (from 4M) with up to 64 rows, and, on a device with one core,
+    from 256K weights with up to 128 rows; one stacked matmul for tiny
+    weights (under 32K); and two batch chains where one step's matmuls (10
+    to 60 MFLOP) are too small for XLA to spread over the cores, when the
+    device has at least two cores and an unsharded, even batch of at least
+    32 rows.
     """
     if p.backend != "cpu":
         return Plan(layout="batch", chains=1, projection="hoisted", backward="fused")
     weights = (p.input_dim + p.units) * 4 * p.units
-    if weights >= 4 * 2**20 and p.batch <= 64 and p.devices == 1:
+    if (weights >= 4 * 2**20 and p.batch <= 64) or (p.cores == 1 and weights >= 2**18 and p.batch <= 128):
         return Plan(layout="features")
     layout = "stacked" if weights < 2**15 else "batch"
     flops = 2 * p.batch * weights
     split = (
-        p.cores >= 2 and p.devices == 1 and not p.batch_sharded
+        p.cores >= 2 and not p.batch_sharded
         and p.batch >= 32 and p.batch % 2 == 0 and 1e7 <= flops <= 6e7
     )
     return Plan(layout=layout, chains=2 if split else 1)
@@ -216,6 +242,17 @@ def explicitly_sharded(a, axis: int) -> bool:
     """Whether ``axis`` of ``a`` (an array or tracer) is sharded in its type (an Explicit mesh axis)."""
     spec = jax.typeof(a).sharding.spec
     return len(spec) > axis and spec[axis] is not None
+
+
+def batch_shards(a, axis: int) -> int:
+    """How many pieces ``axis`` of ``a`` is split into by its type's sharding (1 where it is not sharded)."""
+    sharding = jax.typeof(a).sharding
+    spec = sharding.spec
+    names = spec[axis] if len(spec) > axis else None
+    if names is None:
+        return 1
+    sizes = dict(zip(sharding.mesh.axis_names, sharding.mesh.axis_sizes))
+    return int(np.prod([sizes[n] for n in ((names,) if isinstance(names, str) else names)]))
 
 
 def batch_may_be_sharded(a, axis: int) -> bool:
@@ -242,7 +279,7 @@ def candidates(p: Problem) -> list[Plan]:
     plans = [base]
     for layout in LAYOUTS:
         plans.append(base._replace(layout=layout, projection="step" if layout == "stacked" else base.projection))
-    if p.batch % 2 == 0 and p.batch >= 2 and not p.batch_sharded and p.devices == 1:
+    if p.batch % 2 == 0 and p.batch >= 2 and not p.batch_sharded:
         plans.append(base._replace(chains=3 - base.chains, layout="batch" if base.layout == "features"
                                    else base.layout))
     plans.append(Plan(layout="batch", projection="hoisted" if base.projection == "step" else "step"))

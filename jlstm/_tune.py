@@ -83,7 +83,12 @@ def tune(
       params: an [`LSTMParams`][jlstm.LSTMParams] (or [`LSTMPParams`][jlstm.LSTMPParams]) of arrays, or of ``jax.ShapeDtypeStruct`` (random weights
         are drawn).
       inputs: ``(batch, time, input_dim)`` (``(time, batch, input_dim)`` if
-        ``time_major``), an array or a ``jax.ShapeDtypeStruct``.
+        ``time_major``), an array or a ``jax.ShapeDtypeStruct`` (placed
+        with its ``sharding``, if it has one). With several devices the
+        candidates are timed as they run there, each device on its share of
+        the batch (pass inputs split by rows, as from
+        [`shard_batch`][jlstm.shard_batch]), and the plan is recorded for
+        one device's rows and cores.
       mode: ``"forward"`` (``lstm(..., return_sequences=True)``) or
         ``"train"`` (its value and gradients with respect to ``params``,
         for the loss ``sum(outputs)``).
@@ -173,7 +178,8 @@ def _concrete(value, dtype=None):
     """A ``ShapeDtypeStruct`` becomes random normal data (scaled for weights); arrays pass through."""
     if isinstance(value, jax.ShapeDtypeStruct):
         scale = 1.0 if value.ndim != 2 else 1.0 / np.sqrt(max(value.shape[0], 1))
-        return (scale * jax.random.normal(jax.random.key(0), value.shape, jnp.float32)).astype(value.dtype)
+        array = (scale * jax.random.normal(jax.random.key(0), value.shape, jnp.float32)).astype(value.dtype)
+        return array if value.sharding is None else jax.device_put(array, value.sharding)
     return value
 
 
