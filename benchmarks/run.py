@@ -66,8 +66,9 @@ PACKAGES = ["jax", "jaxlib", "flax", "equinox", "keras", "tensorflow-cpu", "tens
 
 def device():
     """JAX's backend and devices, asked in a short-lived process (so this one holds no accelerator memory)."""
-    code = ("import jax, json; d = jax.devices(); print(json.dumps({'backend': jax.default_backend(), "
-            "'kind': d[0].device_kind, 'count': len(d)}))")
+    code = ("import jax, json, os; n = int(os.environ.get('JLSTM_BENCH_CPU_DEVICES') or 1); "
+            "n > 1 and jax.config.update('jax_num_cpu_devices', n); d = jax.devices(); "
+            "print(json.dumps({'backend': jax.default_backend(), 'kind': d[0].device_kind, 'count': len(d)}))")
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                              env=worker_env(), check=False)

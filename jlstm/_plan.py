@@ -3,7 +3,7 @@
 The loops in ``_recurrence`` receive a plan and hold only math. A plan never
 changes a result beyond float round-off: it says where the work happens,
 not what is computed. :func:`default` is a pure function of the shapes,
-dtype, backend, device count and core count; :func:`resolve` consults the
+dtype, backend, device count and cores, for what one device runs; :func:`resolve` consults the
 plans recorded in this process first (by :func:`jlstm.tune`, or read from
 the plan file by :func:`jlstm.load_tuned_plans`, never without that call).
 """
@@ -268,7 +268,8 @@ def batch_may_be_sharded(a, axis: int) -> bool:
     moves only gradients"). On one device the merged axis and contiguous
     halves are the faster forms on XLA's CPU backend ("How the loop runs on
     CPU"). Every process of a job sees the same device count, so every
-    process traces the same program.
+    process traces the same program (and :func:`problem` takes one core
+    per device there).
     """
     return explicitly_sharded(a, axis) or jax.device_count() > 1
 
@@ -312,7 +313,7 @@ def cache_path() -> pathlib.Path:
 
 
 def key(p: Problem, mode: str) -> tuple:
-    """What a recorded plan matches: shape, dtype, mode, device kind, core count and jax version."""
+    """What a recorded plan matches: one device's shape and cores, dtype, mode, device kind, jax version, devices."""
     return (p.batch, p.time, p.input_dim, p.units, p.dtype, mode, device_kind(), p.cores, jax.__version__,
             p.devices, p.batch_sharded)
 

@@ -397,9 +397,10 @@ def test_auto_ignores_recorded_plans_in_a_job_of_several_processes(plan_cache, m
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs two cores to run on one or two of them")
-def test_the_default_plan_of_several_devices_does_not_depend_on_the_core_count():
-    """Processes of a multi-process job see every device, so at least two: their "auto" is the same program
-    on one core or two. On one device the core count can decide (two batch chains), which this test shows too."""
+def test_the_default_plan_follows_the_cores_of_one_device_in_real_processes():
+    """The medium shape's 32 rows on one device with two cores run two chains, with one core one; split over two
+    devices, each device has one core (or less) either way: the same program on one core or two. The rule itself,
+    and the one core per device of a multi-process job, are tested as pure functions in test_cpu_devices.py."""
     code = (
         "import hashlib, jax, jax.numpy as jnp, jlstm\n"
         "params = jlstm.init_params(jax.random.key(0), 128, 256); x = jnp.ones((32, 4, 128))\n"
