@@ -2,6 +2,7 @@
 
     python benchmarks/shard_plans.py                       # the grid shapes with batch >= 2, forward and train
     python benchmarks/shard_plans.py medium,wide forward   # some shapes, one mode
+    python benchmarks/shard_plans.py wide train features,features_hoisted   # some plans
     JLSTM_SHARD_DEVICES=4 python benchmarks/shard_plans.py
 
 The process makes N CPU devices (``jax_num_cpu_devices``, default 2). For each shape and mode it times, in
@@ -21,16 +22,17 @@ import jax
 
 jax.config.update("jax_num_cpu_devices", int(os.environ.get("JLSTM_SHARD_DEVICES", "2")))
 
-import jax.numpy as jnp  # noqa: E402 - after the device count is set
+import jax.numpy as jnp  # after the device count is set
 
-import jlstm  # noqa: E402
+import jlstm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import GRID  # noqa: E402
+from run import GRID
 
 P = jlstm.Plan
 PLANS = {"batch": P(), "batch_unroll2": P(unroll=2), "batch_unroll4": P(unroll=4), "features": P(layout="features"),
-         "features_unroll2": P(layout="features", unroll=2), "hoisted_unroll2": P(projection="hoisted", unroll=2)}
+         "features_unroll2": P(layout="features", unroll=2), "hoisted_unroll2": P(projection="hoisted", unroll=2),
+         "features_hoisted": P(layout="features", projection="hoisted")}
 ROUNDS, PER_ROUND_S = 6, 0.3
 
 
@@ -56,6 +58,7 @@ def median_call(fn, args):
 def main():
     shapes = sys.argv[1].split(",") if len(sys.argv) > 1 else [n for n, s in GRID.items() if s[0] >= 2]
     modes = sys.argv[2].split(",") if len(sys.argv) > 2 else ["forward", "train"]
+    plans = {k: PLANS[k] for k in sys.argv[3].split(",")} if len(sys.argv) > 3 else PLANS
     print(f"{jax.device_count()} CPU devices; ratios: median same-round time relative to one_device", flush=True)
     for name in shapes:
         batch, steps, input_dim, units, *projection = GRID[name]
@@ -66,7 +69,7 @@ def main():
         one = jlstm.Plan.default_for(params, x, devices=1)
         for mode in modes:
             runs = {"one_device": (program(one, mode), (params, x)), "auto": (program("auto", mode), (params, xs))}
-            runs.update({label: (program(plan, mode), (params, xs)) for label, plan in PLANS.items()})
+            runs.update({label: (program(plan, mode), (params, xs)) for label, plan in plans.items()})
             for fn, args in runs.values():
                 jax.block_until_ready(fn(*args))
             per_round = {label: [] for label in runs}
