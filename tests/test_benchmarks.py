@@ -123,12 +123,12 @@ def test_a_tiny_run_writes_json_markdown_and_plot(tmp_path):
 def test_a_data_parallel_run_shards_the_jax_peers_and_keeps_jlstm_1device_on_one_device(tmp_path):
     out = tmp_path / "dp"
     bench_run.main(["--cpu-devices", "2", "--shapes", "even=2,5,3,4", "odd=3,5,3,4", "--impls",
-                    "jlstm,jlstm_1device,equinox,torch_cores", "--modes", "train", "--budget", "0.02",
+                    "jlstm,jlstm_1device,flax_linen_opt,torch_cores", "--modes", "train", "--budget", "0.02",
                     "--rounds", "1", "--out", str(out)])
     result = json.loads((tmp_path / "dp.json").read_text())
     by_impl = {r["impl"]: r for r in result["records"]}
     assert result["cpu_devices"] == 2 and set(result["shapes"]) == {"even"}  # an odd batch does not split
-    assert by_impl["jlstm"]["devices"] == by_impl["equinox"]["devices"] == 2
+    assert by_impl["jlstm"]["devices"] == by_impl["flax_linen_opt"]["devices"] == 2
     assert by_impl["jlstm_1device"]["devices"] == 1
     assert all("median_s" in r for r in by_impl.values())
     markdown = (tmp_path / "dp.md").read_text()
