@@ -359,11 +359,8 @@ def _torch_t2(shape, mode, dtype):
 @impl("torch_cores", "torch.nn.LSTM, as many threads as the JAX workers have CPU devices "
                      "($JLSTM_BENCH_CPU_DEVICES, else this machine's cores)")
 def _torch_cores(shape, mode, dtype):
-    return _torch(shape, mode, dtype, threads=int(os.environ.get("JLSTM_BENCH_CPU_DEVICES") or _cores()))
-
-
-def _cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return _torch(shape, mode, dtype, threads=cpu_devices() if "JLSTM_BENCH_CPU_DEVICES" in os.environ else cores)
 
 
 @impl("torch_t1", "torch.nn.LSTM, 1 thread")

@@ -175,7 +175,8 @@ def problem(
     is sharded in its type (an Explicit mesh), else every device, as in
     data parallelism over an Auto mesh, whose traced types do not say how
     the batch is split (:func:`batch_may_be_sharded` assumes the same). A
-    device's share is the largest, ``ceil(batch / shards)``. Each device has
+    batch that does not split evenly cannot be placed split (JAX refuses
+    uneven shards), so it is taken as whole on one device. Each device has
     the process's cores over its local devices (at least one); in a job of
     several processes the rule takes one core per device, so that every
     process traces the same program whatever its own cores.
@@ -203,7 +204,7 @@ def problem(
     core_count = cores() if core_count is None else int(core_count)
     per_device = 1 if process_count > 1 else max(1, core_count // max(1, int(local_device_count)))
     return Problem(
-        batch=-(-batch // max(1, shards)), time=int(shape[1 - batch_axis]), input_dim=int(shape[2]),
+        batch=batch // shards if shards > 0 and batch % shards == 0 else batch, time=int(shape[1 - batch_axis]), input_dim=int(shape[2]),
         units=int(units), dtype=np.dtype(dtype).name, backend=platform, devices=int(device_count),
         cores=per_device, batch_sharded=sharded,
     )

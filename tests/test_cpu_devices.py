@@ -36,7 +36,10 @@ def test_the_problem_of_a_batch_split_over_devices_is_one_devices_rows_and_cores
     assert (two.batch, two.cores, two.devices) == (16, 1, 2)
     sixteen = problem(device_count=2, local_device_count=2, core_count=16)
     assert (sixteen.batch, sixteen.cores) == (16, 8)
-    assert problem((5, 100, 128), device_count=2, local_device_count=2).batch == 3  # the larger share
+    # A batch that does not split evenly cannot be placed split: it runs whole, and two chains see all of it.
+    assert problem((5, 100, 128), device_count=2, local_device_count=2).batch == 5
+    odd = problem((63, 100, 128), device_count=2, local_device_count=2, core_count=8)
+    assert odd.batch == 63 and _plan.default(odd).chains == 1
     assert problem((1, 100, 128), device_count=4, local_device_count=4).batch == 1
     assert problem(core_count=1).cores == 1 and problem(device_count=4, local_device_count=4).cores == 1
 
